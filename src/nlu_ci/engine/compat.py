@@ -1,0 +1,68 @@
+"""Every fix that lets rasa_nlu 0.15.1 (2019) run on today's scientific Python, in one place.
+
+rasa_nlu's last release pins scikit-learn~=0.20, which does not build on Python 3.11, so nlu-ci
+installs it with ``--no-deps`` beside current libraries (see ``scripts/install.sh``).  What breaks,
+and what this module does about it:
+
+1. ``CRFEntityExtractor.persist``/``load`` do ``from sklearn.externals import joblib``; scikit-learn
+   removed that vendored copy in 0.23.  We register the standalone ``joblib`` package under that name.
+2. ``SklearnIntentClassifier`` builds ``SVC(probability=True)``; scikit-learn 1.9 warns that the
+   parameter goes away in 1.11.  The warning is expected noise until then (the install pins
+   ``scikit-learn<1.11``), so it is filtered for that one message only.
+
+``apply()`` is idempotent and must run before rasa_nlu is imported; ``nlu_ci.engine`` calls it on
+import, so every code path that reaches rasa_nlu through nlu-ci gets it.
+"""
+from __future__ import annotations
+
+import sys
+import types
+import warnings
+
+_applied = False
+
+
+def _register_sklearn_externals_joblib() -> None:
+    import joblib
+    import sklearn.externals as externals
+
+    if getattr(externals, "joblib", None) is None:
+        externals.joblib = joblib
+    sys.modules.setdefault("sklearn.externals.joblib", joblib)
+
+
+def _silence_svc_probability_deprecation() -> None:
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The `probability` parameter was deprecated",
+        category=FutureWarning,
+    )
+
+
+def apply() -> None:
+    """Install every shim (safe to call many times)."""
+    global _applied
+    if _applied:
+        return
+    _register_sklearn_externals_joblib()
+    _silence_svc_probability_deprecation()
+    _applied = True
+
+
+def describe() -> types.SimpleNamespace:
+    """What is installed, for `nlu-ci version` and bug reports."""
+    import importlib.metadata as md
+
+    def version(name: str) -> str | None:
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return None
+
+    return types.SimpleNamespace(
+        rasa_nlu=version("rasa_nlu"),
+        scikit_learn=version("scikit-learn"),
+        sklearn_crfsuite=version("sklearn-crfsuite"),
+        numpy=version("numpy"),
+        shims_applied=_applied,
+    )

@@ -1,0 +1,71 @@
+"""One exception type per kind of failure; each carries the process exit code the CLI uses.
+
+Raise them where the problem is found, with a message that names the file or endpoint and the
+problem in one line (never a secret: see ``nlu_ci.redact``).
+
+Exit codes (documented in the README):
+  0  the run completed, whatever the outcome (promoted, rejected, skipped, locked, dry_run)
+  1  runtime failure (I/O, network, platform, training crashed, terminated)
+  2  bad configuration, data or usage (retrying will not help)
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+
+class NluCiError(Exception):
+    """Base class; ``str(err)`` is the one-line message shown to people."""
+
+    exit_code = EXIT_RUNTIME
+    kind = "runtime"
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))  # always one line
+
+
+class ConfigError(NluCiError):
+    """Invalid settings, nlu_config.yml, policy.yml, must_pass.yml, or command-line usage."""
+
+    exit_code = EXIT_USAGE
+    kind = "config"
+
+
+class DataError(NluCiError):
+    """Training or test data that cannot be used (missing, malformed, too small, bad offsets)."""
+
+    exit_code = EXIT_USAGE
+    kind = "data"
+
+
+class RuntimeFailure(NluCiError):
+    """Something went wrong while running: disk, network, training, a crashed component."""
+
+    exit_code = EXIT_RUNTIME
+    kind = "runtime"
+
+
+class StoreError(RuntimeFailure):
+    """The model store (PVC) cannot be read or written, or a model in it is damaged."""
+
+    kind = "store"
+
+
+class PlatformError(RuntimeFailure):
+    """The Rasa Platform answered with an error, malformed data, or not at all."""
+
+    kind = "platform"
+
+
+class Terminated(RuntimeFailure):
+    """SIGTERM/SIGINT arrived (Kubernetes stops pods this way)."""
+
+    kind = "terminated"
+
+
+class LockedError(NluCiError):
+    """Another run holds the store lock: not a failure, the run ends with outcome ``locked``."""
+
+    exit_code = EXIT_OK
+    kind = "locked"
