@@ -1,0 +1,472 @@
+"""Rasa Platform HTTP client: pull training data, upload a model, list models, evaluate, tag.
+
+The contract (``{p}`` = project; auth = ``api_token`` query parameter, or ``Authorization: Bearer``):
+
+  GET  /api/projects/{p}/data.json                    training data (Rasa NLU JSON or Markdown)
+  POST /api/projects/{p}/models/nlu                   multipart field ``model``: the zipped model folder
+  GET  /api/projects/{p}/models/nlu                   [{"model": name, "tags": [...]}, ...]
+  PUT  /api/projects/{p}/evaluations/{model}          start an evaluation on the platform's held-out data
+  GET  /api/projects/{p}/evaluations/{model}          {"intent_evaluation": {f1_score, precision, accuracy,
+                                                       report, predictions}} once it is done
+  PUT  /api/projects/{p}/models/nlu/{model}/tags/{t}  204/200; a tag lives on one model at a time
+
+Every request has connect and read timeouts. Connection errors, timeouts, 429 (``Retry-After`` honoured)
+and 502/503/504 are retried with exponential backoff and full jitter (tenacity); every other answer
+that is not a success fails at once with a one-line ``PlatformError`` naming the method and the path.
+401/403 are ``PlatformError`` (exit 1) too: a token that expired or was rotated is a runtime condition
+of the platform, fixed without touching the job's configuration (see docs/platform.md).
+An upload is retried only after the model list shows the earlier attempt did not arrive, so a lost
+answer never makes a duplicate. The token never appears in a message: every URL goes through
+``nlu_ci.redact`` and the token is registered there when the client is made.
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from requests_toolbelt import MultipartEncoder
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from nlu_ci import redact
+from nlu_ci.errors import DataError, PlatformError
+from nlu_ci.evaluation import EvaluationResult
+from nlu_ci.registry.zipping import zipped
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+JSON_TYPES = ("application/json", "text/json")
+MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
+EVAL_PENDING = frozenset({202, 204, 404})  # after a successful PUT: not there yet
+MAX_BODY_SNIPPET = 160
+
+
+class TransientError(PlatformError):
+    """A failure worth retrying (connection, timeout, 429, 502/503/504)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _one_line(text: str, limit: int = MAX_BODY_SNIPPET) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class PlatformClient:
+    """One Rasa Platform project. Methods raise ``PlatformError`` (exit 1) with a one-line message."""
+
+    def __init__(self, host: str, token: str | None, project: str = "default", tag: str = "active",
+                 auth: str = "query", timeout: float = 10.0, retries: int = 5, eval_timeout: float = 300.0,
+                 poll_interval: float = 2.0, backoff: float = 0.5, backoff_max: float = 30.0,
+                 max_retry_after: float = 120.0, session: requests.Session | None = None):
+        if not host or not host.startswith(("http://", "https://")):
+            raise PlatformError(f"platform host {redact.redact(host)!r} must start with http:// or https://")
+        if auth not in ("query", "bearer"):
+            raise PlatformError(f"platform auth {auth!r} must be 'query' or 'bearer'")
+        redact.register(token)
+        self.host = host.rstrip("/")
+        self.token = token
+        self.project = project
+        self.tag_name = tag
+        self.auth = auth
+        self.timeout = float(timeout)
+        self.retries = max(1, int(retries))
+        self.eval_timeout = float(eval_timeout)
+        self.poll_interval = float(poll_interval)
+        self.backoff = float(backoff)
+        self.backoff_max = float(backoff_max)
+        self.max_retry_after = float(max_retry_after)
+        self.session = session or requests.Session()
+        self.session.headers.setdefault("User-Agent", "nlu-ci")
+        self._sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_settings(cls, settings, **overrides: Any) -> PlatformClient:
+        values = dict(
+            host=settings.platform_host, token=settings.api_token, project=settings.project,
+            tag=settings.platform_tag, auth=settings.platform_auth, timeout=settings.http_timeout,
+            retries=settings.http_retries, eval_timeout=settings.eval_timeout,
+        )
+        for name in ("poll_interval", "backoff"):
+            value = getattr(settings, f"platform_{name}", None)
+            if value is not None:
+                values[name] = value
+        values.update(overrides)
+        return cls(**values)
+
+    # ------------------------------------------------------------ plumbing
+    def path(self, *parts: str) -> str:
+        quoted = [requests.utils.quote(str(p), safe="") for p in parts]
+        return "/".join([f"/api/projects/{requests.utils.quote(self.project, safe='')}", *quoted])
+
+    def where(self, method: str, path: str) -> str:
+        return redact.redact(f"platform {method} {self.host}{path}")
+
+    def _auth(self, kwargs: dict) -> dict:
+        if not self.token:
+            return kwargs
+        if self.auth == "bearer":
+            kwargs["headers"] = dict(kwargs.get("headers") or {}, Authorization=f"Bearer {self.token}")
+        else:
+            kwargs["params"] = dict(kwargs.get("params") or {}, api_token=self.token)
+        return kwargs
+
+    def _send(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> requests.Response:
+        """One attempt. Returns a response whose status is in ``ok``; raises TransientError or PlatformError."""
+        where = self.where(method, path)
+        kwargs = self._auth(kwargs)
+        kwargs.setdefault("timeout", (self.timeout, self.timeout))
+        try:
+            response = self.session.request(method, self.host + path, **kwargs)
+        except requests.Timeout as err:
+            kind = "connect timeout" if isinstance(err, requests.ConnectTimeout) else "read timeout"
+            raise TransientError(f"{where}: {kind} after {self.timeout:g}s") from None
+        except requests.ConnectionError as err:
+            raise TransientError(f"{where}: cannot connect: {_connection_reason(err)}") from None
+        except requests.RequestException as err:
+            raise PlatformError(f"{where}: request failed: {type(err).__name__}") from None
+        status = response.status_code
+        if status in ok:
+            return response
+        detail = f"{where}: HTTP {status} {response.reason or ''}".rstrip()
+        body = _one_line(redact.redact(_safe_text(response)))
+        if status in RETRY_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise TransientError(detail + (f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""),
+                                 retry_after)
+        if status in (401, 403):
+            raise PlatformError(f"{detail}: the platform refused the API token "
+                                "(check RASA_API_TOKEN_FILE / RASA_API_TOKEN and RASA_PLATFORM_AUTH)")
+        raise PlatformError(detail + (f": {body}" if body else ""))
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return retry_after + random.uniform(0, self.backoff)
+        return wait_random_exponential(multiplier=self.backoff, max=self.backoff_max)(state)
+
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (one attempt each call) with the retry policy; the final error says how many attempts."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception()
+            log.warning("%s; retrying in %.1fs (attempt %d of %d)", exc, state.next_action.sleep,
+                        state.attempt_number, self.retries)
+
+        def retryable(exc: BaseException) -> bool:
+            if not isinstance(exc, TransientError):
+                return False
+            if exc.retry_after is not None and exc.retry_after > self.max_retry_after:
+                return False  # the platform asks for a pause longer than a run should wait
+            return True
+
+        retrying = Retrying(stop=stop_after_attempt(self.retries), wait=self._wait, retry=retry_if_exception(retryable),
+                            before_sleep=before_sleep, sleep=lambda s: self._sleep(s), reraise=True)
+        try:
+            return retrying(fn)
+        except TransientError as err:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise PlatformError(f"{err} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})") from None
+
+    def request(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> requests.Response:
+        """A request with retries (only for idempotent requests: every one of the contract but the upload)."""
+        return self._retrying(lambda: self._send(method, path, ok, **kwargs))
+
+    def _json(self, response: requests.Response, method: str, path: str) -> Any:
+        where = self.where(method, path)
+        ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype and ctype not in JSON_TYPES:
+            raise PlatformError(f"{where}: expected JSON, got content type {ctype!r}")
+        try:
+            return response.json()
+        except ValueError:
+            snippet = _one_line(redact.redact(_safe_text(response)), 60)
+            raise PlatformError(f"{where}: malformed JSON in the answer ({snippet!r})") from None
+
+    # ------------------------------------------------------------ data
+    def download_data(self, dest_dir: str | Path) -> Path:
+        """Fetch the training data into ``dest_dir`` as ``data.json`` or ``data.md`` (by content); validate it."""
+        path = self.path("data.json")
+        response = self.request("GET", path, stream=True)
+        where = self.where("GET", path)
+        ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        dest_dir = Path(dest_dir)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        tmp = dest_dir / ".data.download"
+        try:
+            with open(tmp, "wb") as fh:
+                for chunk in response.iter_content(1 << 16):
+                    fh.write(chunk)
+        except requests.RequestException as err:
+            tmp.unlink(missing_ok=True)
+            raise PlatformError(f"{where}: download interrupted: {type(err).__name__}") from None
+        except OSError as err:
+            raise PlatformError(f"{where}: cannot write {tmp}: {err.strerror or err}") from None
+        finally:
+            response.close()
+        with open(tmp, "rb") as fh:
+            head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        looks_json = head.startswith((b"{", b"["))
+        if ctype in JSON_TYPES or (looks_json and ctype in ("", "application/octet-stream", *MARKDOWN_TYPES)):
+            try:
+                with open(tmp, encoding="utf-8") as fh:
+                    json.load(fh)
+            except (ValueError, UnicodeDecodeError) as err:
+                tmp.unlink(missing_ok=True)
+                reason = f"line {err.lineno} column {err.colno}: {err.msg}" if isinstance(err, json.JSONDecodeError) \
+                    else type(err).__name__
+                raise PlatformError(f"{where}: malformed JSON training data ({reason})") from None
+            target = dest_dir / "data.json"
+        elif ctype in MARKDOWN_TYPES or (ctype in ("", "application/octet-stream") and head.startswith(b"#")):
+            target = dest_dir / "data.md"
+        else:
+            tmp.unlink(missing_ok=True)
+            raise PlatformError(f"{where}: unexpected content type {ctype or 'none'!r} "
+                                "(expected Rasa NLU JSON or Markdown training data)")
+        tmp.replace(target)
+        from nlu_ci.dataset import load_training_data
+
+        try:
+            load_training_data(target)
+        except DataError as err:
+            raise DataError(f"{where}: training data unusable: {err}") from None
+        size = target.stat().st_size
+        log.info("downloaded training data from %s (%d bytes) to %s", where, size, target)
+        return target
+
+    # ------------------------------------------------------------ models
+    def list_models(self) -> list[dict]:
+        """``[{"model": name, "tags": [...]}, ...]`` as the platform lists them (validated)."""
+        path = self.path("models", "nlu")
+        body = self._json(self.request("GET", path), "GET", path)
+        where = self.where("GET", path)
+        if isinstance(body, dict) and isinstance(body.get("models"), list):
+            body = body["models"]  # some installs wrap the list
+        if not isinstance(body, list):
+            raise PlatformError(f"{where}: expected a list of models, got {type(body).__name__}")
+        out = []
+        for i, item in enumerate(body):
+            if not isinstance(item, dict) or not isinstance(item.get("model"), str):
+                raise PlatformError(f"{where}: model list entry {i} has no 'model' name")
+            tags = item.get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise PlatformError(f"{where}: model {item['model']!r}: 'tags' must be a list of strings")
+            out.append(dict(item, tags=list(tags)))
+        return out
+
+    def model_names(self) -> list[str]:
+        return [m["model"] for m in self.list_models()]
+
+    def active_model(self) -> str | None:
+        """The model carrying the serving tag (``tag``), or None (bootstrap)."""
+        tagged = [m["model"] for m in self.list_models() if self.tag_name in m["tags"]]
+        if len(tagged) > 1:
+            log.warning("platform: %d models carry the tag %r (%s); using the first", len(tagged), self.tag_name,
+                        ", ".join(tagged))
+        return tagged[0] if tagged else None
+
+    def previous_model(self, current: str | None = None) -> str | None:
+        """The newest model (by name: names are timestamps) older than ``current`` (default: the tagged one)."""
+        names = sorted(set(self.model_names()))
+        current = current or self.active_model()
+        if current not in names:
+            return None
+        i = names.index(current)
+        return names[i - 1] if i > 0 else None
+
+    def upload_model(self, model_dir: str | Path, name: str | None = None) -> str:
+        """Zip the model folder and stream it as multipart field ``model``; return the platform's model name.
+
+        The zip is written to disk first and streamed from there (memory does not grow with its size).
+        Before a retry, the model list is checked: when the earlier attempt arrived after all (its answer
+        was lost), the model is not sent again.
+        """
+        model_dir = Path(model_dir)
+        name = name or model_dir.name
+        path = self.path("models", "nlu")
+        attempts = 0
+
+        def once() -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and name in self.model_names():
+                log.info("platform already has %s (an earlier upload attempt arrived): not uploading again", name)
+                return name
+            with open(zip_path, "rb") as fh:
+                encoder = MultipartEncoder(fields={"model": (f"{name}.zip", fh, "application/zip")})
+                response = self._send("POST", path, ok=(200, 201, 202, 204), data=encoder,
+                                      headers={"Content-Type": encoder.content_type})
+            return _uploaded_name(response) or name
+
+        with zipped(model_dir) as zip_path:
+            size = zip_path.stat().st_size
+            t0 = time.perf_counter()
+            result = self._retrying(once)
+        log.info("uploaded %s to %s (%.1f MB zip, %.1fs)", result, self.where("POST", path), size / 1e6,
+                 time.perf_counter() - t0)
+        return result
+
+    def tag(self, model: str, tag: str | None = None) -> None:
+        """Put the serving tag (or ``tag``) on ``model``; the platform moves it off the model that had it."""
+        path = self.path("models", "nlu", model, "tags", tag or self.tag_name)
+        self.request("PUT", path, ok=(200, 201, 204))
+        log.info("platform: tagged %s as %r", model, tag or self.tag_name)
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, model: str) -> EvaluationResult:
+        """Ask the platform to evaluate ``model`` on its held-out data (PUT), then poll (GET) for the result."""
+        path = self.path("evaluations", model)
+        response = self.request("PUT", path, ok=(200, 201, 202, 204))
+        if response.status_code == 200 and response.content:
+            body = self._json(response, "PUT", path)
+            if isinstance(body, dict) and "intent_evaluation" in body:
+                return parse_evaluation(body, self.where("PUT", path))
+        deadline = time.monotonic() + self.eval_timeout
+        while True:
+            response = self.request("GET", path, ok=(200, *EVAL_PENDING))
+            if response.status_code == 200:
+                body = self._json(response, "GET", path)
+                if isinstance(body, dict) and body.get("intent_evaluation") is not None:
+                    return parse_evaluation(body, self.where("GET", path))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PlatformError(f"{self.where('GET', path)}: no evaluation result within "
+                                    f"{self.eval_timeout:g}s (NLU_CI_EVAL_TIMEOUT)")
+            self._sleep(min(self.poll_interval, remaining))
+
+
+# ---------------------------------------------------------------- helpers
+
+def _safe_text(response: requests.Response) -> str:
+    try:
+        return response.text[:2000]
+    except Exception:  # noqa: BLE001 - a body we cannot decode is no reason to lose the status
+        return ""
+
+
+def _connection_reason(err: requests.ConnectionError) -> str:
+    """A short reason without the URL (which may carry the token in its query)."""
+    text = str(err)
+    for known in ("Connection refused", "Connection reset by peer", "Remote end closed connection",
+                  "Name or service not known", "No route to host", "Connection aborted",
+                  "Temporary failure in name resolution", "Network is unreachable"):
+        if known.lower() in text.lower():
+            return known.lower()
+    return type(err).__name__
+
+
+def _uploaded_name(response: requests.Response) -> str | None:
+    ctype = (response.headers.get("Content-Type") or "").lower()
+    if "json" not in ctype or not response.content:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        for key in ("model", "name", "model_name"):
+            if isinstance(body.get(key), str) and body[key]:
+                return body[key]
+    return None
+
+
+def _number(value: Any, key: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise PlatformError(f"{where}: intent_evaluation.{key} is not a number between 0 and 1 ({value!r})")
+    return float(value)
+
+
+def _per_intent(report: Any) -> dict[str, dict]:
+    """sklearn's ``classification_report(output_dict=True)`` -> {intent: {precision, recall, f1, support}}."""
+    if not isinstance(report, dict):
+        return {}
+    out = {}
+    for label, row in report.items():
+        if label in ("accuracy", "micro avg", "macro avg", "weighted avg", "samples avg") or not isinstance(row, dict):
+            continue
+        try:
+            out[str(label)] = {"precision": float(row.get("precision", 0.0)), "recall": float(row.get("recall", 0.0)),
+                               "f1": float(row.get("f1-score", row.get("f1", 0.0))),
+                               "support": int(row.get("support", 0))}
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _utterances(predictions: Any) -> list[dict]:
+    if not isinstance(predictions, list):
+        return []
+    out = []
+    for p in predictions:
+        if not isinstance(p, dict) or not isinstance(p.get("text"), str):
+            return []  # unusable as pairs: better none than misaligned ones
+        predicted = p.get("predicted", p.get("predicted_intent"))
+        out.append({"text": p["text"], "intent": p.get("intent"), "predicted_intent": predicted,
+                    "confidence": float(p.get("confidence") or 0.0), "correct": p.get("intent") == predicted,
+                    "entities": [], "predicted_entities": []})
+    return out
+
+
+def parse_evaluation(body: dict, where: str) -> EvaluationResult:
+    """The platform's ``{"intent_evaluation": {...}}`` as an EvaluationResult (source ``platform``)."""
+    ev = body.get("intent_evaluation")
+    if not isinstance(ev, dict):
+        raise PlatformError(f"{where}: answer has no 'intent_evaluation' object")
+    for key in ("f1_score", "precision", "accuracy"):
+        if key not in ev:
+            raise PlatformError(f"{where}: intent_evaluation has no {key!r}")
+    per_intent = _per_intent(ev.get("report"))
+    utterances = _utterances(ev.get("predictions"))
+    macro = None
+    if isinstance(ev.get("report"), dict) and isinstance(ev["report"].get("macro avg"), dict):
+        macro = ev["report"]["macro avg"].get("f1-score")
+    if not per_intent and utterances:  # a text report (rasa_nlu's default): derive from the predictions
+        from nlu_ci.evaluation import evaluate
+
+        derived = evaluate([{"text": u["text"], "intent": u["intent"]} for u in utterances],
+                           [{"intent": u["predicted_intent"]} for u in utterances], with_entities=False)
+        per_intent, macro = derived.per_intent, derived.intent_macro_f1
+    if macro is None and per_intent:
+        macro = sum(r["f1"] for r in per_intent.values()) / len(per_intent)
+    return EvaluationResult(
+        intent_f1=_number(ev["f1_score"], "f1_score", where),
+        intent_precision=_number(ev["precision"], "precision", where),
+        intent_accuracy=_number(ev["accuracy"], "accuracy", where),
+        intent_macro_f1=float(macro) if macro is not None else None,
+        per_intent=per_intent,
+        utterances=utterances,
+        source="platform",
+    )

@@ -1,0 +1,56 @@
+"""Helpers for the Rasa Platform tests (shared by conftest.py and the test modules)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))  # tests/ → ``fakes``
+
+
+def _root_conftest():
+    spec = importlib.util.spec_from_file_location("_nlu_ci_tests_root_conftest", TESTS / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_root = _root_conftest()
+FAST_CONFIG, SAMPLE, cli_env, run_cli = _root.FAST_CONFIG, _root.SAMPLE, _root.cli_env, _root.run_cli
+shuffled_train_labels = _root.shuffled_train_labels
+
+TOKEN = "tok-3f9a1c77e2b54d08a6"
+TEST_FRACTION = 0.2
+SALT = "nlu-ci"
+
+
+def sample_data() -> dict:
+    return json.loads(SAMPLE.read_text())
+
+
+def held_out(examples: list[dict]) -> list[dict]:
+    """The examples the job's hash split puts in TEST: the platform's own held-out data is the same set."""
+    from nlu_ci.dataset import hash_unit
+
+    return [e for e in examples if hash_unit(e["text"], SALT) < TEST_FRACTION]
+
+
+def train_model(out_dir: Path, examples: list[dict] | None = None) -> Path:
+    from rasa_nlu.training_data import load_data
+
+    from nlu_ci.engine.training import train
+
+    data = sample_data()
+    if examples is not None:
+        data["rasa_nlu_data"]["common_examples"] = examples
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_file = out_dir.parent / f"{out_dir.name}-data.json"
+    data_file.write_text(json.dumps(data))
+    config = out_dir.parent / f"{out_dir.name}-config.yml"
+    config.write_text(FAST_CONFIG)
+    return train(config, load_data(str(data_file)), out_dir / "model")
+
+
