@@ -7,14 +7,15 @@ gauges in a private ``CollectorRegistry``; ``publish(report, ...)`` always write
 
 Because a PUT replaces the whole group, the two timestamps that must survive runs which do not renew
 them (``nlu_ci_last_success_timestamp_seconds``, ``nlu_ci_last_promotion_timestamp_seconds``) are
-carried forward: from ``previous`` (the pipeline reads it from the store's history) and from the
-previous ``metrics.prom`` in the store; the newest of the known values wins.
+carried forward: from ``previous`` (optional, from the caller), the previous ``metrics.prom`` and the
+``history.jsonl`` in the store; the newest of the known values wins.
 
 Metrics never carry a secret: labels are only project (grouping key), model, outcome, stage and check.
 A push that fails is a warning (URL redacted) unless ``strict=True``, which raises ``RuntimeFailure``.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 JOB = "nlu_ci"
 TEXTFILE_NAME = "metrics.prom"
+HISTORY_NAME = "history.jsonl"
 OUTCOMES = ("promoted", "rejected", "skipped", "locked", "failed", "dry_run")
 SUCCESS_OUTCOMES = frozenset({"promoted", "rejected", "skipped", "dry_run"})  # a completed run
 PROMOTION_OUTCOMES = frozenset({"promoted"})
@@ -248,6 +250,35 @@ def read_previous(textfile: Path) -> dict[str, float | None]:
     return found
 
 
+def read_history(history_file: Path) -> dict[str, float | None]:
+    """The carried timestamps from the store's ``history.jsonl`` (run lines: ``outcome`` + ``finished_at``;
+    promotion lines: ``event: promotion`` + ``at``), so they survive a lost or damaged ``metrics.prom``."""
+    found: dict[str, float | None] = {"last_success": None, "last_promotion": None}
+    try:
+        lines = Path(history_file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        if not isinstance(err, FileNotFoundError):
+            log.warning("ignoring unreadable %s: %s", history_file, redact(err))
+        return found
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        when = _timestamp(entry.get("finished_at") or entry.get("at"))
+        if when is None:
+            continue
+        success = entry.get("event") == "run" and entry.get("outcome") in SUCCESS_OUTCOMES
+        promotion = entry.get("event") == "promotion" or (entry.get("event") == "run"
+                                                          and entry.get("outcome") in PROMOTION_OUTCOMES)
+        for key, hit in (("last_success", success), ("last_promotion", promotion)):
+            if hit and (found[key] is None or when > found[key]):
+                found[key] = when
+    return found
+
+
 def _merge_previous(*sources: Mapping[str, Any] | None) -> dict[str, float | None]:
     merged: dict[str, float | None] = {"last_success": None, "last_promotion": None}
     for source in sources:
@@ -305,14 +336,16 @@ def publish(report: Mapping[str, Any], *, store_dir: Path, pushgateway_url: str 
             strict: bool = False, previous: Mapping[str, Any] | None = None) -> PublishResult:
     """Write ``<store_dir>/metrics.prom`` (always; atomic) and push to the Pushgateway if a URL is given.
 
-    The carried timestamps come from ``previous`` and the existing ``metrics.prom`` (newest wins).
+    The carried timestamps come from ``previous``, the existing ``metrics.prom`` and the store's
+    ``history.jsonl`` (newest wins).
     Failures are logged as one-line warnings and reported in the result; with ``strict=True`` a failed
     push or textfile write raises ``RuntimeFailure`` (after the other one was still attempted).
     """
     store_dir = Path(store_dir)
     textfile = store_dir / TEXTFILE_NAME
     project = str(report.get("project") or "default")
-    registry = build_registry(report, _merge_previous(previous, read_previous(textfile)))
+    registry = build_registry(report, _merge_previous(previous, read_previous(textfile),
+                                                      read_history(store_dir / HISTORY_NAME)))
     result = PublishResult()
 
     try:

@@ -1,6 +1,7 @@
 """nlu_ci.metrics: every gauge from a run report, the textfile, and pushes to a real Pushgateway."""
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -114,6 +115,20 @@ def test_previous_from_the_history_wins_when_newer(tmp_path):
     found = samples(result.textfile.read_text())
     assert value(found, "nlu_ci_last_promotion_timestamp_seconds") == finished(newer)
     assert value(found, "nlu_ci_last_success_timestamp_seconds") == finished(newer)
+
+
+def test_history_restores_timestamps_when_the_textfile_is_lost(tmp_path):
+    promoted, rejected = make_report("promoted", day=0), make_report("rejected", day=1)
+    lines = [{"event": "run", "outcome": "promoted", "finished_at": promoted["finished_at"]},
+             {"event": "promotion", "at": promoted["finished_at"], "model": "m1"},
+             {"event": "run", "outcome": "rejected", "finished_at": rejected["finished_at"]},
+             {"event": "run", "outcome": "failed", "finished_at": make_report("failed", day=2)["finished_at"]},
+             {"event": "rollback", "at": make_report("failed", day=3)["finished_at"]}]
+    (tmp_path / "history.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    found = samples(publish(make_report("locked", day=4, candidate=None), tmp_path).textfile.read_text())
+    assert value(found, "nlu_ci_last_success_timestamp_seconds") == finished(rejected)
+    assert value(found, "nlu_ci_last_promotion_timestamp_seconds") == finished(promoted)
+    assert value(found, "nlu_ci_run_outcome", outcome="locked") == 1
 
 
 def test_unreadable_previous_textfile_is_ignored(tmp_path, caplog):
