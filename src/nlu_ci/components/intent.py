@@ -1,0 +1,164 @@
+"""LinearIntentClassifier: a rasa_nlu 0.15 intent classifier on sparse word + char n-grams.
+
+Use it by module path in ``nlu_config.yml``::
+
+    pipeline:
+    - name: nlu_ci.components.LinearIntentClassifier
+
+It needs no tokenizer or featurizer before it (it featurizes the raw text itself) and provides
+``intent`` and ``intent_ranking`` like ``SklearnIntentClassifier``. Model: one-vs-rest linear SVM
+(``LinearSVC``) on TF-IDF word and ``char_wb`` n-grams; confidences are a softmax of the decision scores
+with a temperature fitted on out-of-fold scores (see ``calibration``), so they sum to 1 over every intent.
+Persisted as ``.npz`` arrays + a JSON file (no pickles); ``process_batch`` predicts many messages at once
+with results identical to ``process``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import numpy as np
+from rasa_nlu.components import Component
+
+import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
+from nlu_ci.components.calibration import DEFAULT_TEMPERATURE, fit_temperature, softmax
+from nlu_ci.components.ngrams import NgramFeatures
+
+log = logging.getLogger(__name__)
+
+
+class LinearIntentClassifier(Component):
+    provides = ["intent", "intent_ranking"]
+    requires: list[str] = []
+    defaults = {
+        "C": 0.5,                     # inverse regularisation of the linear SVM
+        "word_ngrams": [1, 2],
+        "char_ngrams": [2, 5],        # char_wb n-grams (inside word boundaries)
+        "min_df": 2,                  # drop n-grams seen in fewer training texts (1 below 8 texts)
+        "max_features": None,         # cap per analyzer (None: no cap)
+        "calibration_folds": 3,       # k-fold out-of-fold scores for the temperature; 0: no calibration
+        "ranking_length": 0,          # intents in intent_ranking; 0: all of them
+        "max_iter": 2000,
+        "random_state": 0,
+    }
+
+    def __init__(self, component_config: dict[str, Any] | None = None, *,
+                 features: NgramFeatures | None = None, classes: list[str] | None = None,
+                 weights: np.ndarray | None = None, intercept: np.ndarray | None = None,
+                 temperature: float = DEFAULT_TEMPERATURE) -> None:
+        super().__init__(component_config)
+        self.features = features
+        self.classes = classes or []
+        self.weights = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        self.intercept = None if intercept is None else np.asarray(intercept, dtype=np.float64)
+        self.temperature = float(temperature)
+
+    @classmethod
+    def required_packages(cls) -> list[str]:
+        return ["sklearn", "scipy"]
+
+    @property
+    def trained(self) -> bool:
+        return self.weights is not None
+
+    # -- training -------------------------------------------------------------------------------
+    def _svm(self):
+        from sklearn.svm import LinearSVC
+
+        return LinearSVC(C=float(self.component_config["C"]), max_iter=int(self.component_config["max_iter"]),
+                         random_state=self.component_config["random_state"])
+
+    @staticmethod
+    def _scores(svm, x) -> np.ndarray:
+        s = svm.decision_function(x)
+        return np.column_stack([-s, s]) if s.ndim == 1 else s
+
+    def _out_of_fold_scores(self, x, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = min(int(self.component_config["calibration_folds"] or 0), int(np.bincount(y).min()))
+        if folds < 2:
+            return None
+        scores = np.zeros((len(y), len(self.classes)))
+        split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.component_config["random_state"])
+        for train_idx, held_idx in split.split(np.zeros(len(y)), y):
+            svm = self._svm().fit(x[train_idx], y[train_idx])
+            scores[held_idx] = self._scores(svm, x[held_idx])
+        return scores, y
+
+    def train(self, training_data, cfg=None, **kwargs: Any) -> None:
+        examples = training_data.intent_examples
+        labels = [e.get("intent") for e in examples]
+        self.classes = sorted(set(labels))
+        if len(self.classes) < 2:
+            log.warning("LinearIntentClassifier needs at least 2 intents, got %d: not trained", len(self.classes))
+            self.weights = self.intercept = None
+            return
+        texts = [e.text for e in examples]
+        c = self.component_config
+        self.features = NgramFeatures(word_ngrams=tuple(c["word_ngrams"]), char_ngrams=tuple(c["char_ngrams"]),
+                                      min_df=int(c["min_df"]), max_features=c["max_features"]).fit(texts)
+        x = self.features.transform(texts)
+        index = {name: i for i, name in enumerate(self.classes)}
+        y = np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
+        svm = self._svm().fit(x, y)
+        coef, intercept = svm.coef_, svm.intercept_
+        if coef.shape[0] == 1:          # binary: LinearSVC keeps one hyperplane; score both sides
+            coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
+        self.weights = np.ascontiguousarray(coef.T, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        oof = self._out_of_fold_scores(x, y)
+        self.temperature = fit_temperature(*oof) if oof is not None else DEFAULT_TEMPERATURE
+        log.info("LinearIntentClassifier: %d intents, %d features, temperature %.4f",
+                 len(self.classes), self.features.n_features, self.temperature)
+
+    # -- prediction -----------------------------------------------------------------------------
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), len(self.classes)) confidences; each row sums to 1."""
+        x = self.features.transform(texts)
+        return softmax(np.asarray(x @ self.weights) + self.intercept, self.temperature)
+
+    def process_batch(self, messages: list, **kwargs: Any) -> None:
+        if not messages:
+            return
+        if not self.trained:
+            for message in messages:
+                message.set("intent", None, add_to_output=True)
+                message.set("intent_ranking", [], add_to_output=True)
+            return
+        probabilities = self.predict_proba([m.text for m in messages])
+        length = int(self.component_config["ranking_length"] or 0) or len(self.classes)
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :length]
+        for message, row, ranked in zip(messages, probabilities, order, strict=True):
+            ranking = [{"name": self.classes[i], "confidence": float(row[i])} for i in ranked]
+            message.set("intent", dict(ranking[0]), add_to_output=True)
+            message.set("intent_ranking", ranking, add_to_output=True)
+
+    def process(self, message, **kwargs: Any) -> None:
+        self.process_batch([message], **kwargs)
+
+    # -- persistence (rasa_nlu: persist returns the metadata that load receives) -------------------
+    def persist(self, file_name: str, model_dir: str) -> dict[str, Any] | None:
+        if not self.trained:
+            return {"file": None, "state_file": None}
+        meta, arrays = self.features.state()
+        state = {"format": 1, "classes": self.classes, "temperature": self.temperature, "features": meta}
+        arrays_name, state_name = file_name + ".npz", file_name + ".json"
+        np.savez(os.path.join(model_dir, arrays_name), weights=self.weights, intercept=self.intercept, **arrays)
+        with open(os.path.join(model_dir, state_name), "w", encoding="utf-8") as fh:
+            json.dump(state, fh, ensure_ascii=False)
+        return {"file": arrays_name, "state_file": state_name}
+
+    @classmethod
+    def load(cls, meta: dict[str, Any], model_dir: str | None = None, model_metadata=None,
+             cached_component=None, **kwargs: Any) -> LinearIntentClassifier:
+        if not meta.get("file") or not meta.get("state_file"):
+            return cls(meta)
+        with open(os.path.join(model_dir, meta["state_file"]), encoding="utf-8") as fh:
+            state = json.load(fh)
+        with np.load(os.path.join(model_dir, meta["file"]), allow_pickle=False) as arrays:
+            arrays = {k: arrays[k] for k in arrays.files}
+        return cls(meta, features=NgramFeatures.from_state(state["features"], arrays), classes=state["classes"],
+                   weights=arrays["weights"], intercept=arrays["intercept"], temperature=state["temperature"])

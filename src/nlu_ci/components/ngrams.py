@@ -1,0 +1,103 @@
+"""Sparse word + character n-gram TF-IDF features, persisted as plain arrays (no pickles).
+
+``NgramFeatures.fit(texts)`` learns two vocabularies (word n-grams and ``char_wb`` n-grams) and their
+IDF weights; ``transform(texts)`` returns one L2-normalised CSR row per text. ``state()`` gives JSON
+lists and numpy arrays that ``from_state`` turns back into an identical featurizer, so a model
+directory never depends on how a scikit-learn version pickles its objects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+WORD_PATTERN = r"(?u)\b\w+\b"
+
+
+@dataclass
+class NgramFeatures:
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    min_df: int = 2
+    max_features: int | None = None      # per analyzer; None = no cap
+    word_vocabulary: list[str] = field(default_factory=list)
+    char_vocabulary: list[str] = field(default_factory=list)
+    word_idf: np.ndarray | None = None
+    char_idf: np.ndarray | None = None
+
+    # -- learning -------------------------------------------------------------------------------
+    def fit(self, texts: list[str]) -> NgramFeatures:
+        """Learn both vocabularies and IDF weights. Returns self."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        min_df = self.min_df if len(texts) >= 4 * self.min_df else 1
+        fitted = []
+        for analyzer, ngrams in (("word", self.word_ngrams), ("char_wb", self.char_ngrams)):
+            vec = TfidfVectorizer(analyzer=analyzer, ngram_range=tuple(ngrams), min_df=min_df,
+                                  max_features=self.max_features, sublinear_tf=True, lowercase=True,
+                                  token_pattern=WORD_PATTERN if analyzer == "word" else None,
+                                  dtype=np.float64)
+            try:
+                vec.fit(texts)
+            except ValueError:          # empty vocabulary (e.g. only punctuation): no features
+                fitted.append(([], np.zeros(0)))
+                continue
+            order = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
+            fitted.append((order, np.asarray(vec.idf_, dtype=np.float64)))
+        (self.word_vocabulary, self.word_idf), (self.char_vocabulary, self.char_idf) = fitted
+        self._vectorizers = None
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return len(self.word_vocabulary) + len(self.char_vocabulary)
+
+    # -- applying -------------------------------------------------------------------------------
+    def _counters(self):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        if getattr(self, "_vectorizers", None) is None:
+            self._vectorizers = [
+                CountVectorizer(analyzer=analyzer, ngram_range=tuple(ngrams), lowercase=True,
+                                token_pattern=WORD_PATTERN if analyzer == "word" else None,
+                                vocabulary=vocab, dtype=np.float64) if vocab else None
+                for analyzer, ngrams, vocab in (("word", self.word_ngrams, self.word_vocabulary),
+                                                ("char_wb", self.char_ngrams, self.char_vocabulary))
+            ]
+        return self._vectorizers
+
+    def transform(self, texts: list[str]) -> sp.csr_matrix:
+        """TF-IDF rows (sublinear tf, each block L2-normalised), one per text."""
+        blocks = []
+        for counter, idf in zip(self._counters(), (self.word_idf, self.char_idf), strict=True):
+            if counter is None:
+                continue
+            x = counter.transform(texts).tocsr()
+            # sublinear tf * idf, then each row scaled to unit length (all row-local: batch == one by one)
+            data = (np.log(x.data) + 1.0) * idf[x.indices]
+            rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+            norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=x.shape[0]))
+            norms[norms == 0.0] = 1.0
+            data /= norms[rows]
+            blocks.append(sp.csr_matrix((data, x.indices, x.indptr), shape=x.shape))
+        if not blocks:
+            return sp.csr_matrix((len(texts), 0), dtype=np.float64)
+        return sp.hstack(blocks, format="csr")
+
+    # -- persistence ----------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-able settings and vocabularies, numpy arrays)."""
+        meta = {"word_ngrams": list(self.word_ngrams), "char_ngrams": list(self.char_ngrams),
+                "min_df": self.min_df, "max_features": self.max_features,
+                "word_vocabulary": self.word_vocabulary, "char_vocabulary": self.char_vocabulary}
+        return meta, {"word_idf": self.word_idf, "char_idf": self.char_idf}
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> NgramFeatures:
+        return cls(word_ngrams=tuple(meta["word_ngrams"]), char_ngrams=tuple(meta["char_ngrams"]),
+                   min_df=int(meta["min_df"]), max_features=meta.get("max_features"),
+                   word_vocabulary=list(meta["word_vocabulary"]), char_vocabulary=list(meta["char_vocabulary"]),
+                   word_idf=np.asarray(arrays["word_idf"], dtype=np.float64),
+                   char_idf=np.asarray(arrays["char_idf"], dtype=np.float64))

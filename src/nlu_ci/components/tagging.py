@@ -1,0 +1,53 @@
+"""Token tag schemes for entity extraction: character-offset entities <-> per-token tags.
+
+``tags_from_entities`` turns gold entities into one tag per token (``O``, ``B-x``/``I-x`` for BIO,
+plus ``L-x``/``U-x`` for BILOU); entities that do not start and end on token boundaries are skipped
+and counted. ``spans_from_tags`` reads any of these schemes back into (first, last) token ranges.
+"""
+from __future__ import annotations
+
+SCHEMES = ("BIO", "BILOU")
+
+
+def tags_from_entities(tokens: list, entities: list[dict], scheme: str = "BIO") -> tuple[list[str], int]:
+    """(tags, number of misaligned entities skipped). ``tokens`` have ``.offset`` and ``.end``."""
+    starts = {t.offset: i for i, t in enumerate(tokens)}
+    ends = {t.end: i for i, t in enumerate(tokens)}
+    tags = ["O"] * len(tokens)
+    skipped = 0
+    for ent in entities:
+        first, last = starts.get(ent["start"]), ends.get(ent["end"])
+        if first is None or last is None or last < first:
+            skipped += 1
+            continue
+        name = ent["entity"]
+        for i in range(first, last + 1):
+            tags[i] = f"I-{name}"
+        tags[first] = f"B-{name}"
+        if scheme == "BILOU":
+            if first == last:
+                tags[first] = f"U-{name}"
+            else:
+                tags[last] = f"L-{name}"
+    return tags, skipped
+
+
+def spans_from_tags(tags: list[str]) -> list[tuple[int, int, str]]:
+    """[(first token, last token, entity)] from BIO or BILOU tags (lenient: a stray I-/L- opens a span)."""
+    spans = []
+    i, n = 0, len(tags)
+    while i < n:
+        tag = tags[i]
+        if tag == "O" or len(tag) < 3 or tag[1] != "-":
+            i += 1
+            continue
+        kind, name = tag[0], tag[2:]
+        j = i
+        if kind not in ("U",):
+            while j + 1 < n and tags[j + 1][:1] in ("I", "L") and tags[j + 1][2:] == name:
+                j += 1
+                if tags[j][0] == "L":
+                    break
+        spans.append((i, j, name))
+        i = j + 1
+    return spans
