@@ -171,7 +171,8 @@ def check_bootstrap(pairs, why: str, policy: Policy) -> Check:
 
 
 def _unknown_to_active(intent: str, active) -> bool:
-    """An intent the active model has never predicted on this test set and scores 0 on: new in the data."""
+    """An intent the active model scores 0 on and never predicts on this test set: typically new in the data
+    (it cannot fail the guard anyway: the candidate cannot lose F1 the active model does not have)."""
     metrics = (active.per_intent or {}).get(intent)
     if metrics is None:
         return True
@@ -208,7 +209,7 @@ def check_per_intent(candidate, active, policy: Policy) -> Check:
     values = dict(base, failed=failed, worst=worst, new_intents=new, low_support=low_support,
                   removed_intents=removed)
     notes = "".join(f"; {label}: {', '.join(items)}" for label, items in
-                    (("new intents (not failed)", new), (f"support < {min_support} (not checked)", low_support),
+                    (("never predicted by the active model (new?)", new), (f"support < {min_support} (not checked)", low_support),
                      ("not in the test set any more", removed)) if items)
     if failed:
         f = max(failed, key=lambda r: r["drop"])

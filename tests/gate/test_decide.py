@@ -156,7 +156,7 @@ def test_per_intent_guard_names_the_intent_and_skips_low_support_and_new_intents
     act_pred = gold(10) + ["greet"] * 8
     d = gate.decide(result(labels, labels), result(labels, act_pred))
     assert d.promote and d.check("per_intent").values["new_intents"] == ["book_table"]
-    assert "new intents (not failed): book_table" in d.check("per_intent").detail
+    assert "never predicted by the active model (new?): book_table" in d.check("per_intent").detail
 
 
 def entity(start: int, end: int, name: str, value: str) -> dict:
