@@ -49,6 +49,20 @@ def main(n: int = 10_000, resamples: int = 2000) -> None:
     print(f"bootstrap n={n} resamples={resamples}: best of 3 {best:.3f} s; "
           f"diff {res.observed:+.4f} CI [{res.low:+.4f}, {res.high:+.4f}]; RSS growth {rss:.0f} MiB")
     print(f"mcnemar n={n}: {t_mc * 1000:.1f} ms (b={mc.b}, c={mc.c}, p={mc.p_value:.3g})")
+    bench_decide(y, pc, pa)
+
+
+def bench_decide(y: list[str], pc: list[str], pa: list[str]) -> None:
+    """The whole gate (default policy: every check, bootstrap included) on EvaluationResults of n utterances."""
+    from nlu_ci import gate
+    from nlu_ci.evaluation import evaluate
+
+    examples = [{"text": f"u{i}", "intent": t, "entities": []} for i, t in enumerate(y)]
+    cand, act = ([{"text": f"u{i}", "intent": p, "entities": []} for i, p in enumerate(pred)] for pred in (pc, pa))
+    candidate, active = evaluate(examples, list(cand)), evaluate(examples, list(act))
+    t0 = time.perf_counter()
+    decision = gate.decide(candidate, active)
+    print(f"gate.decide n={len(y)} (default policy): {time.perf_counter() - t0:.3f} s; promote={decision.promote}")
 
 
 if __name__ == "__main__":
