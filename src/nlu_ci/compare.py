@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nlu_ci import gate
-from nlu_ci.errors import ConfigError
+from nlu_ci.errors import ConfigError, StoreError
 from nlu_ci.evaluation import EvaluationResult, evaluate
 from nlu_ci.policy import Policy, load_policy
 
@@ -79,3 +79,32 @@ def format_text(decision: gate.Decision, result_a: EvaluationResult, result_b: E
     lines.append(gate.format_checks(decision))
     lines.append(f"verdict: {'B would be promoted over A' if decision.promote else 'B would NOT be promoted over A'}")
     return "\n".join(lines)
+
+
+def resolve_model(settings, name: str) -> Path:
+    """A model folder path, or the name of a model in the store (``--models-dir``/``--project``)."""
+    path = Path(name)
+    if path.is_dir():
+        return path
+    from nlu_ci.registry.store import ModelStore
+
+    store = ModelStore(settings.models_dir, settings.project)
+    try:
+        path = store.path(name)
+    except StoreError:  # a name the store refuses (a path that does not exist) is not a stored model
+        path = None
+    if path is None or not path.is_dir():
+        raise ConfigError(f"compare: model {name!r} is neither a folder nor a model in {store.dir}")
+    return path
+
+
+def command(settings, args) -> int:
+    """``nlu-ci compare MODEL_A MODEL_B --data FILE [--policy FILE] [--json]``; exit 0 whatever the verdict."""
+    from nlu_ci.cli import emit
+
+    policy = load_policy(settings.policy)  # a bad policy fails before any model is loaded
+    model_a, model_b = resolve_model(settings, args.model_a), resolve_model(settings, args.model_b)
+    decision, result_a, result_b = compare(model_a, model_b, args.eval_data, policy)
+    emit(settings.output, summary(decision, result_a, result_b, model_a, model_b, args.eval_data),
+         format_text(decision, result_a, result_b, model_a, model_b, args.eval_data))
+    return 0

@@ -38,9 +38,12 @@ def test_none_is_the_documented_default():
     assert pol.parse_policy({}, "x.yml") == pol.Policy(source="x.yml")
 
 
-def test_shipped_example_policy_and_must_pass_match_the_sample_data():
-    p = pol.load_policy(ROOT / "policy.yml")
-    assert p.must_pass_file == str(ROOT / "must_pass.yml")
+@pytest.mark.parametrize("folder", [ROOT, ROOT / "k8s" / "base" / "config"], ids=["top-level", "k8s-configmap"])
+def test_shipped_example_policy_and_must_pass_match_the_sample_data(folder):
+    if not (folder / "policy.yml").exists():
+        pytest.skip(f"{folder / 'policy.yml'} not shipped")
+    p = pol.load_policy(folder / "policy.yml")
+    assert p.must_pass_file == str(folder / "must_pass.yml")
     assert len(p.must_pass) >= 5
     examples = json.loads(SAMPLE.read_text())["rasa_nlu_data"]["common_examples"]
     intents = {e["intent"] for e in examples}
