@@ -9,6 +9,11 @@ and what this module does about it:
 2. ``SklearnIntentClassifier`` builds ``SVC(probability=True)``; scikit-learn 1.9 warns that the
    parameter goes away in 1.11.  The warning is expected noise until then (the install pins
    ``scikit-learn<1.11``), so it is filtered for that one message only.
+3. ``CountVectorsFeaturizer`` passes a tokenizer together with the default ``token_pattern``;
+   current scikit-learn warns about the unused pattern on every fit. Filtered for that message only.
+
+Not a shim but related: scikit-learn's grid search prints progress on stdout; ``engine.training``
+sends stdout to stderr while training so that ``--json`` output stays parseable.
 
 ``apply()`` is idempotent and must run before rasa_nlu is imported; ``nlu_ci.engine`` calls it on
 import, so every code path that reaches rasa_nlu through nlu-ci gets it.
@@ -39,6 +44,16 @@ def _silence_svc_probability_deprecation() -> None:
     )
 
 
+def _silence_count_vectors_token_pattern() -> None:
+    # CountVectorsFeaturizer passes its own tokenizer and the default token_pattern; current
+    # scikit-learn warns about the unused pattern on every training run. Harmless: silence it.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The parameter 'token_pattern' will not be used since 'tokenizer' is not None",
+        category=UserWarning,
+    )
+
+
 def apply() -> None:
     """Install every shim (safe to call many times)."""
     global _applied
@@ -46,6 +61,7 @@ def apply() -> None:
         return
     _register_sklearn_externals_joblib()
     _silence_svc_probability_deprecation()
+    _silence_count_vectors_token_pattern()
     _applied = True
 
 

@@ -1,0 +1,98 @@
+"""Train and persist a rasa_nlu model from a pipeline config file."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
+from nlu_ci.errors import ConfigError, RuntimeFailure, Terminated
+
+log = logging.getLogger(__name__)
+
+
+def read_config(path: Path | str) -> tuple[Any, str]:
+    """Load and check a rasa_nlu config; returns (RasaNLUModelConfig, its text). ConfigError on problems."""
+    from rasa_nlu import config as rasa_config
+    from rasa_nlu import registry
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pipeline config not found") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read pipeline config: {err.strerror or err}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a pipeline config must be a mapping with 'language' and 'pipeline'")
+    pipeline = raw.get("pipeline")
+    if isinstance(pipeline, str):
+        if pipeline not in registry.registered_pipeline_templates:
+            raise ConfigError(f"{path}: unknown pipeline template '{pipeline}'")
+    elif isinstance(pipeline, list) and pipeline:
+        for i, item in enumerate(pipeline):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                raise ConfigError(f"{path}: pipeline[{i}] needs a 'name'")
+            try:
+                registry.get_component_class(name)
+            except Exception:
+                raise ConfigError(f"{path}: pipeline[{i}]: unknown component '{name}'") from None
+    else:
+        raise ConfigError(f"{path}: 'pipeline' must be a non-empty list of components (or a template name)")
+    try:
+        cfg = rasa_config.load(str(path))
+    except Exception as err:
+        raise ConfigError(f"{path}: invalid pipeline config: {err}") from None
+    return cfg, text
+
+
+def pipeline_names(cfg) -> list[str]:
+    return [c.get("name") for c in cfg.pipeline]
+
+
+def extracts_entities(cfg) -> bool:
+    from rasa_nlu import registry
+
+    for name in pipeline_names(cfg):
+        cls = registry.get_component_class(name)
+        if "entities" in (getattr(cls, "provides", []) or []):
+            return True
+    return False
+
+
+def train(config_path: Path | str, training_data, out_dir: Path) -> Path:
+    """Train on ``training_data`` (rasa_nlu TrainingData) and persist into ``out_dir`` (must not exist)."""
+    from rasa_nlu.model import Trainer
+
+    cfg, _ = read_config(config_path)
+    try:
+        trainer = Trainer(cfg)
+    except Exception as err:
+        raise ConfigError(f"{config_path}: cannot build the pipeline: {err}") from None
+    try:
+        # scikit-learn's grid search prints progress on stdout: keep stdout for machine output (--json)
+        with contextlib.redirect_stdout(sys.stderr):
+            trainer.train(training_data)
+    except (Terminated, KeyboardInterrupt):
+        raise
+    except MemoryError:
+        raise RuntimeFailure("training ran out of memory") from None
+    except Exception as err:
+        raise RuntimeFailure(f"training failed in rasa_nlu: {type(err).__name__}: {err}") from err
+    out_dir = Path(out_dir)
+    try:
+        persisted = trainer.persist(str(out_dir.parent), project_name="", fixed_model_name=out_dir.name)
+    except OSError as err:
+        raise RuntimeFailure(f"{out_dir}: cannot write the model: {err.strerror or err}") from None
+    return Path(persisted)

@@ -1,0 +1,353 @@
+"""The local model store on the PersistentVolumeClaim: layout, lock, atomic promotion, history, retention.
+
+Layout (see docs/architecture.md)::
+
+    <root>/<project>/model_YYYYMMDD-HHMMSS/   complete rasa_nlu model + nlu_ci.json (metadata, sha256 per file)
+    <root>/<project>/.incoming/<name>.<pid>/   training writes here; renamed into place only when complete
+    <root>/<project>/ACTIVE                    name of the active model (os.replace of a fsynced temp file)
+    <root>/<project>/PREVIOUS                  name of the model that was active before it
+    <root>/<project>/history.jsonl             one JSON line per run, promotion, rollback
+    <root>/<project>/reports/<stamp>.json      every run's report; last_report.json is the newest
+    <root>/<project>/.lock                     fcntl.flock: one run at a time (the kernel frees it if we die)
+
+Crash consistency: a model directory appears under its final name only by ``os.rename`` of a
+complete, fsynced staging directory; ACTIVE only ever names such a directory. A kill at any moment
+leaves either the old or the new pointer, and at worst an orphan in ``.incoming`` (removed by the
+next run, which holds the lock).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from nlu_ci.errors import ConfigError, LockedError, StoreError
+
+log = logging.getLogger(__name__)
+
+METADATA = "nlu_ci.json"
+ACTIVE = "ACTIVE"
+PREVIOUS = "PREVIOUS"
+HISTORY = "history.jsonl"
+INCOMING = ".incoming"
+LOCK = ".lock"
+MODEL_PREFIX = "model_"
+
+
+def _oserror(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(f"{path}: cannot write: {_oserror(err)}") from None
+    fsync_dir(path.parent)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksums(model_dir: Path) -> dict[str, str]:
+    """sha256 of every file of a model (paths relative to the model dir), except our metadata."""
+    out = {}
+    for p in sorted(model_dir.rglob("*")):
+        if p.is_file() and p.name != METADATA:
+            out[p.relative_to(model_dir).as_posix()] = sha256_file(p)
+    return out
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class ModelStore:
+    """One project's models on a filesystem (the PVC)."""
+
+    def __init__(self, root: Path | str, project: str = "default"):
+        self.root = Path(root)
+        self.project = project
+        self.dir = self.root / project
+        self._lock_fd: int | None = None
+
+    # ------------------------------------------------------------ set-up and lock
+    def ensure(self) -> None:
+        """Create the project folder and check that we can write there (ConfigError if not)."""
+        try:
+            (self.dir / INCOMING).mkdir(parents=True, exist_ok=True)
+            (self.dir / "reports").mkdir(exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"models dir {self.dir}: cannot create: {_oserror(err)}") from None
+        probe = self.dir / INCOMING / f".probe.{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise ConfigError(f"models dir {self.dir} is not writable: {_oserror(err)}") from None
+
+    def acquire_lock(self) -> None:
+        """Take the store's exclusive lock, or raise LockedError naming the holder."""
+        path = self.dir / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise StoreError(f"{path}: cannot open the lock file: {_oserror(err)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockedError(f"model store {self.dir} is locked by another run ({holder or 'unknown holder'})") from None
+            raise StoreError(f"{path}: cannot lock: {_oserror(err)}") from None
+        # the kernel drops a flock when its process dies, so a killed run never leaves a stale lock
+        info = f"pid {os.getpid()} on {socket.gethostname()} since {iso(now_utc())}"
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+        self._lock_fd = fd
+
+    def release_lock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._lock_fd, 0)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[ModelStore]:
+        self.acquire_lock()
+        try:
+            yield self
+        finally:
+            self.release_lock()
+
+    # ------------------------------------------------------------ models
+    def new_model_name(self, when: dt.datetime | None = None) -> str:
+        base = MODEL_PREFIX + (when or now_utc()).strftime("%Y%m%d-%H%M%S")
+        name, n = base, 1
+        while (self.dir / name).exists():
+            name, n = f"{base}-{n}", n + 1
+        return name
+
+    def staging_dir(self, name: str) -> Path:
+        """An empty path in .incoming for training to write ``name`` into (must not exist yet)."""
+        return self.dir / INCOMING / f"{name}.{os.getpid()}" / name
+
+    def clean_incoming(self, quiet: bool = False) -> list[str]:
+        """Remove leftovers of runs that died (we hold the lock, so nobody else writes there)."""
+        removed = []
+        incoming = self.dir / INCOMING
+        for p in sorted(incoming.iterdir()) if incoming.is_dir() else []:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p.name)
+        if removed and not quiet:
+            log.warning("removed %d unfinished item(s) left in %s by an interrupted run", len(removed), incoming)
+        return removed
+
+    def commit(self, staged: Path, metadata: dict[str, Any]) -> Path:
+        """Write metadata (with checksums) into a complete staged model and move it into place."""
+        name = staged.name
+        final = self.dir / name
+        if final.exists():
+            raise StoreError(f"{final}: a model with this name already exists")
+        try:
+            meta = dict(metadata, model=name, files=checksums(staged))
+            with open(staged / METADATA, "w", encoding="utf-8") as fh:
+                json.dump(meta, fh, indent=2, sort_keys=True, default=str)
+                fh.flush()
+                os.fsync(fh.fileno())
+            for p in staged.rglob("*"):
+                if p.is_file():
+                    with open(p, "rb") as fh:
+                        os.fsync(fh.fileno())
+            fsync_dir(staged)
+            os.rename(staged, final)
+        except OSError as err:
+            raise StoreError(f"{final}: cannot store the model: {_oserror(err)}") from None
+        fsync_dir(self.dir)
+        with contextlib.suppress(OSError):
+            staged.parent.rmdir()
+        return final
+
+    def discard(self, staged: Path | None) -> None:
+        if staged is not None and INCOMING in staged.parts:
+            shutil.rmtree(staged.parent if staged.parent.name != INCOMING else staged, ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise StoreError(f"{self.dir}: invalid model name {name!r}")
+        return self.dir / name
+
+    def models(self) -> list[str]:
+        """Names of complete models, oldest first."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.name for p in self.dir.iterdir()
+                      if p.is_dir() and p.name.startswith(MODEL_PREFIX) and (p / METADATA).is_file())
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        path = self.path(name) / METADATA
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise StoreError(f"{path}: model metadata missing") from None
+        except (OSError, ValueError) as err:
+            raise StoreError(f"{path}: unreadable model metadata: {err}") from None
+
+    def update_metadata(self, name: str, **values: Any) -> None:
+        meta = self.metadata(name)
+        meta.update(values)
+        atomic_write_text(self.path(name) / METADATA, json.dumps(meta, indent=2, sort_keys=True, default=str))
+
+    def verify(self, name: str) -> list[str]:
+        """Problems with a stored model (missing folder/metadata/files, checksum mismatch); [] if intact."""
+        model = self.dir / name
+        if not model.is_dir():
+            return [f"{model}: model folder missing"]
+        try:
+            expected = self.metadata(name).get("files") or {}
+        except StoreError as err:
+            return [str(err)]
+        problems = []
+        for rel, digest in sorted(expected.items()):
+            p = model / rel
+            if not p.is_file():
+                problems.append(f"{p}: file missing")
+            elif sha256_file(p) != digest:
+                problems.append(f"{p}: checksum mismatch")
+        if not expected:
+            problems.append(f"{model / METADATA}: lists no files")
+        return problems
+
+    # ------------------------------------------------------------ pointers
+    def _read_pointer(self, file: str) -> str | None:
+        try:
+            name = (self.dir / file).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise StoreError(f"{self.dir / file}: cannot read: {_oserror(err)}") from None
+        return name or None
+
+    def active_name(self) -> str | None:
+        return self._read_pointer(ACTIVE)
+
+    def previous_name(self) -> str | None:
+        return self._read_pointer(PREVIOUS)
+
+    def activate(self, name: str) -> str | None:
+        """Make ``name`` the active model (atomic); returns the model that was active before."""
+        if not (self.path(name) / METADATA).is_file():
+            raise StoreError(f"{self.dir / name}: not a complete model, refusing to activate it")
+        before = self.active_name()
+        if before and before != name:
+            atomic_write_text(self.dir / PREVIOUS, before + "\n")
+        atomic_write_text(self.dir / ACTIVE, name + "\n")
+        return before
+
+    # ------------------------------------------------------------ history and reports
+    def append_history(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, sort_keys=True, default=str) + "\n"
+        path = self.dir / HISTORY
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = "\n" + line  # a crash tore the last line: never glue ours onto it
+                os.write(fd, line.encode("utf-8"))  # one write of a whole line: O_APPEND keeps it whole
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise StoreError(f"{path}: cannot append: {_oserror(err)}") from None
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        path = self.dir / HISTORY
+        if not path.is_file():
+            return []
+        out = []
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    log.warning("%s:%d: skipping an unreadable history line", path, n)
+        return out[-limit:] if limit else out
+
+    def write_report(self, report: dict[str, Any], stamp: str) -> Path:
+        text = json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
+        reports = self.dir / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
+        path = reports / f"{stamp}.json"
+        atomic_write_text(path, text)
+        atomic_write_text(self.dir / "last_report.json", text)
+        return path
+
+    def last_report(self) -> dict[str, Any] | None:
+        path = self.dir / "last_report.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    # ------------------------------------------------------------ retention
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` models; never the active or the previous one."""
+        protected = {self.active_name(), self.previous_name()}
+        names = self.models()
+        doomed = [n for n in names[:-keep] if n not in protected] if keep > 0 else []
+        for name in doomed:
+            trash = self.dir / INCOMING / f"trash.{name}.{os.getpid()}"
+            try:
+                os.rename(self.dir / name, trash)  # atomic: never half a model under a model name
+            except OSError as err:
+                log.warning("retention: cannot remove %s: %s", name, _oserror(err))
+                continue
+            shutil.rmtree(trash, ignore_errors=True)
+        if doomed:
+            log.info("retention: removed %d old model(s), kept %d", len(doomed), len(self.models()))
+        return doomed

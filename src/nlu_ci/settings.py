@@ -1,0 +1,268 @@
+"""Settings: every option is a command-line flag whose default comes from an environment variable.
+
+12-factor and Kubernetes-friendly: a CronJob sets environment variables (or mounts files for
+secrets), a person types flags. Secrets come from ``*_FILE`` variables (a mounted Secret) when
+set; the file wins over the plain variable. Every secret is registered with ``nlu_ci.redact``
+the moment it is read, so it can never be printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from nlu_ci import redact
+from nlu_ci.errors import ConfigError
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: attribute name, environment variable, default, help."""
+
+    name: str
+    env: str
+    default: Any
+    help: str
+    kind: str = "str"  # str | int | float | bool | path | paths | choice | secret
+    choices: tuple[str, ...] = ()
+    secret_file_env: str | None = None  # for kind == "secret"
+
+
+OPTIONS: list[Option] = [
+    # -- the job
+    Option("models_dir", "NLU_CI_MODELS_DIR", "var/models", "model store root (the PVC mount)", "path"),
+    Option("project", "NLU_CI_PROJECT", "default", "project name (a folder in the store; the platform project)"),
+    Option("data", "NLU_CI_DATA", None, "training data: a Rasa NLU JSON/Markdown file or a folder of them", "path"),
+    Option("test_data", "NLU_CI_TEST_DATA", None, "held-out test data file (default: a stable hash split)", "path"),
+    Option("test_fraction", "NLU_CI_TEST_FRACTION", 0.2, "share of each intent held out by the hash split", "float"),
+    Option("split_salt", "NLU_CI_SPLIT_SALT", "nlu-ci", "salt of the hash split (change it only to re-draw the split)"),
+    Option("configs", "NLU_CI_CONFIG", ["nlu_config.yml"], "rasa_nlu pipeline config (repeat, or comma-separate in env)", "paths"),
+    Option("policy", "NLU_CI_POLICY", None, "promotion policy file (policy.yml); default: built-in policy", "path"),
+    Option("report", "NLU_CI_REPORT", None, "also write the JSON run report to this path", "path"),
+    Option("keep_models", "NLU_CI_KEEP_MODELS", 10, "keep the newest N models (never the active or previous one)", "int"),
+    Option("dry_run", "NLU_CI_DRY_RUN", False, "train and evaluate, never promote", "bool"),
+    Option("output", "NLU_CI_OUTPUT", "text", "what to print on stdout", "choice", ("text", "json")),
+    Option("log_level", "NLU_CI_LOG_LEVEL", "INFO", "log level", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    Option("log_format", "NLU_CI_LOG_FORMAT", "text", "log line format on stderr", "choice", ("text", "json")),
+    # -- Rasa Platform
+    Option("platform_host", "RASA_PLATFORM_HOST", None, "Rasa Platform base URL; set = use the platform"),
+    Option("api_token", "RASA_API_TOKEN", None, "platform API token (prefer RASA_API_TOKEN_FILE)", "secret",
+           secret_file_env="RASA_API_TOKEN_FILE"),
+    Option("platform_tag", "RASA_PLATFORM_TAG", "active", "tag that marks the serving model ('production' on Rasa X)"),
+    Option("platform_auth", "RASA_PLATFORM_AUTH", "query", "how the token is sent", "choice", ("query", "bearer")),
+    Option("evaluation", "NLU_CI_EVALUATION", "local", "who evaluates the models", "choice", ("local", "platform")),
+    Option("http_timeout", "NLU_CI_HTTP_TIMEOUT", 10.0, "connect/read timeout of each HTTP request, seconds", "float"),
+    Option("http_retries", "NLU_CI_HTTP_RETRIES", 5, "attempts for retryable HTTP failures", "int"),
+    Option("eval_timeout", "NLU_CI_EVAL_TIMEOUT", 300.0, "how long to wait for a platform evaluation, seconds", "float"),
+    # -- metrics and notifications
+    Option("pushgateway_url", "PUSHGATEWAY_URL", None, "Prometheus Pushgateway URL (unset: metrics file only)"),
+    Option("pushgateway_username", "PUSHGATEWAY_USERNAME", None, "Pushgateway basic-auth user"),
+    Option("pushgateway_password", "PUSHGATEWAY_PASSWORD", None, "Pushgateway basic-auth password", "secret",
+           secret_file_env="PUSHGATEWAY_PASSWORD_FILE"),
+    Option("metrics_timeout", "NLU_CI_METRICS_TIMEOUT", 5.0, "Pushgateway timeout, seconds", "float"),
+    Option("strict_metrics", "NLU_CI_STRICT_METRICS", False, "fail the run when metrics cannot be pushed", "bool"),
+    Option("slack_webhook_url", "SLACK_WEBHOOK_URL", None, "Slack incoming webhook (prefer SLACK_WEBHOOK_URL_FILE)",
+           "secret", secret_file_env="SLACK_WEBHOOK_URL_FILE"),
+    # -- Kubernetes
+    Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
+           ("auto", "on", "off")),
+    Option("pod_name", "POD_NAME", None, "this pod's name (downward API)"),
+    Option("pod_namespace", "POD_NAMESPACE", None, "this pod's namespace (downward API)"),
+    Option("lease_name", "NLU_CI_LEASE_NAME", "nlu-ci", "name of the coordination.k8s.io Lease"),
+    Option("lease_duration", "NLU_CI_LEASE_DURATION", 7200, "Lease duration, seconds", "int"),
+    Option("restart_deployment", "NLU_CI_RESTART_DEPLOYMENT", None,
+           "after a promotion, rollout-restart this Deployment ('name' or 'namespace/name')"),
+]
+BY_NAME = {o.name: o for o in OPTIONS}
+
+
+@dataclass
+class Settings:
+    models_dir: Path = Path("var/models")
+    project: str = "default"
+    data: Path | None = None
+    test_data: Path | None = None
+    test_fraction: float = 0.2
+    split_salt: str = "nlu-ci"
+    configs: list[Path] = field(default_factory=lambda: [Path("nlu_config.yml")])
+    policy: Path | None = None
+    report: Path | None = None
+    keep_models: int = 10
+    dry_run: bool = False
+    output: str = "text"
+    log_level: str = "INFO"
+    log_format: str = "text"
+    platform_host: str | None = None
+    api_token: str | None = field(default=None, repr=False)
+    platform_tag: str = "active"
+    platform_auth: str = "query"
+    evaluation: str = "local"
+    http_timeout: float = 10.0
+    http_retries: int = 5
+    eval_timeout: float = 300.0
+    pushgateway_url: str | None = None
+    pushgateway_username: str | None = None
+    pushgateway_password: str | None = field(default=None, repr=False)
+    metrics_timeout: float = 5.0
+    strict_metrics: bool = False
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    kubernetes: str = "auto"
+    pod_name: str | None = None
+    pod_namespace: str | None = None
+    lease_name: str = "nlu-ci"
+    lease_duration: int = 7200
+    restart_deployment: str | None = None
+
+    @property
+    def project_dir(self) -> Path:
+        return self.models_dir / self.project
+
+    @property
+    def config(self) -> Path:
+        return self.configs[0]
+
+    def validate(self) -> Settings:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"--test-fraction / NLU_CI_TEST_FRACTION: {self.test_fraction} is not between 0 and 1")
+        if self.keep_models < 2:
+            raise ConfigError(f"--keep-models / NLU_CI_KEEP_MODELS: {self.keep_models} must be at least 2")
+        if not self.project or "/" in self.project or self.project.startswith("."):
+            raise ConfigError(f"--project / NLU_CI_PROJECT: {self.project!r} is not a valid project name")
+        if self.evaluation == "platform" and not self.platform_host:
+            raise ConfigError("--evaluation platform needs RASA_PLATFORM_HOST")
+        if self.platform_host and not self.platform_host.startswith(("http://", "https://")):
+            raise ConfigError(f"RASA_PLATFORM_HOST: {redact.redact(self.platform_host)!r} must start with http:// or https://")
+        for name in ("http_timeout", "eval_timeout", "metrics_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be > 0")
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """The settings without secrets, for reports and `--dry-run` output."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if BY_NAME.get(f.name) and BY_NAME[f.name].kind == "secret":
+                value = "***" if value else None
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, list):
+                value = [str(v) for v in value]
+            out[f.name] = value
+        if out.get("platform_host"):
+            out["platform_host"] = redact.redact(out["platform_host"])
+        return out
+
+
+# ---------------------------------------------------------------- parsing
+
+def _convert(option: Option, raw: Any, source: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        if option.kind == "int":
+            return int(raw)
+        if option.kind == "float":
+            return float(raw)
+        if option.kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            low = str(raw).strip().lower()
+            if low in TRUE:
+                return True
+            if low in FALSE:
+                return False
+            raise ValueError(raw)
+        if option.kind == "path":
+            return Path(raw) if str(raw) != "" else None
+        if option.kind == "paths":
+            if isinstance(raw, list | tuple):
+                return [Path(p) for p in raw]
+            return [Path(p.strip()) for p in str(raw).split(",") if p.strip()]
+        if option.kind == "choice":
+            value = str(raw)
+            if option.name == "log_level":
+                value = value.upper()
+            if value not in option.choices:
+                raise ValueError(raw)
+            return value
+        return str(raw) if str(raw) != "" else None
+    except ValueError:
+        expected = {"int": "a whole number", "float": "a number", "bool": "true or false",
+                    "choice": "one of " + ", ".join(option.choices)}.get(option.kind, "a value")
+        shown = "***" if option.kind == "secret" else repr(raw)
+        raise ConfigError(f"{source}: {shown} is not {expected}") from None
+
+
+def _read_secret_file(path: str, env: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ConfigError(f"{env}: cannot read secret file {path}: {err.strerror or err}") from None
+
+
+def env_default(option: Option, environ: dict[str, str]) -> Any:
+    """The value for ``option`` from the environment (or its built-in default)."""
+    if option.kind == "secret":
+        if option.secret_file_env and environ.get(option.secret_file_env):
+            value = _read_secret_file(environ[option.secret_file_env], option.secret_file_env)
+            redact.register(value)
+            return value or None
+        value = environ.get(option.env) or None
+        redact.register(value)
+        return value
+    if option.env in environ:
+        return _convert(option, environ[option.env], option.env)
+    return option.default
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: list[str], environ: dict[str, str] | None = None) -> None:
+    """Add ``--flag`` for each setting in ``names``; defaults come from the environment."""
+    environ = dict(os.environ if environ is None else environ)
+    for name in names:
+        option = BY_NAME[name]
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{option.help} [env {option.env}"
+        if option.secret_file_env:
+            help_text += f" or {option.secret_file_env}"
+        help_text += "]"
+        if option.kind == "bool":
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif option.kind == "paths":
+            dest_flag = "--config" if name == "configs" else flag
+            parser.add_argument(dest_flag, dest=name, action="append", default=None, metavar="FILE", help=help_text)
+        elif option.kind == "choice":
+            parser.add_argument(flag, dest=name, choices=option.choices, default=None, help=help_text)
+        elif option.kind == "secret":
+            continue  # secrets only from the environment / mounted files, never on a command line
+        else:
+            parser.add_argument(flag, dest=name, default=None, help=help_text)
+    parser.set_defaults(_environ=environ)
+
+
+def from_namespace(ns: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from parsed flags, falling back to the environment, then built-in defaults."""
+    environ = dict(getattr(ns, "_environ", None) or (os.environ if environ is None else environ))
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        flag_value = getattr(ns, option.name, None)
+        if flag_value is not None and option.kind != "secret":
+            values[option.name] = _convert(option, flag_value, "--" + option.name.replace("_", "-"))
+        else:
+            values[option.name] = env_default(option, environ)
+    values = {k: v for k, v in values.items() if v is not None or k in _NULLABLE}
+    return Settings(**values).validate()
+
+
+_NULLABLE = {f.name for f in fields(Settings) if f.default is None}
+
+
+def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment only (library use), with keyword overrides."""
+    ns = argparse.Namespace(**overrides)
+    return from_namespace(ns, environ)

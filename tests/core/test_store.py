@@ -1,0 +1,129 @@
+"""ModelStore: atomic commit and activation, checksums, history, retention, and the lock."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nlu_ci.errors import ConfigError, LockedError, StoreError
+from nlu_ci.registry.store import ModelStore
+
+
+def fake_model(store: ModelStore, name: str, payload: bytes = b"weights") -> Path:
+    staged = store.staging_dir(name)
+    staged.mkdir(parents=True)
+    (staged / "metadata.json").write_text('{"pipeline": []}')
+    (staged / "component.pkl").write_bytes(payload)
+    return store.commit(staged, {"fingerprint": name})
+
+
+@pytest.fixture
+def store(tmp_path) -> ModelStore:
+    s = ModelStore(tmp_path / "models", "proj")
+    s.ensure()
+    return s
+
+
+def test_commit_writes_checksums_and_moves_into_place(store):
+    path = fake_model(store, "model_1")
+    meta = json.loads((path / "nlu_ci.json").read_text())
+    assert set(meta["files"]) == {"metadata.json", "component.pkl"}
+    assert store.models() == ["model_1"]
+    assert store.verify("model_1") == []
+    assert list((store.dir / ".incoming").iterdir()) == []
+
+
+def test_verify_finds_corruption_and_missing_files(store):
+    path = fake_model(store, "model_1")
+    (path / "component.pkl").write_bytes(b"tampered")
+    assert any("checksum mismatch" in p for p in store.verify("model_1"))
+    (path / "component.pkl").unlink()
+    assert any("file missing" in p for p in store.verify("model_1"))
+    assert store.verify("model_2") and "missing" in store.verify("model_2")[0]
+
+
+def test_activate_is_atomic_and_remembers_previous(store):
+    fake_model(store, "model_1")
+    fake_model(store, "model_2")
+    assert store.activate("model_1") is None
+    assert store.activate("model_2") == "model_1"
+    assert store.active_name() == "model_2" and store.previous_name() == "model_1"
+    with pytest.raises(StoreError):
+        store.activate("model_9")
+    # an incomplete model (no metadata) can never become active
+    (store.dir / "model_x").mkdir()
+    with pytest.raises(StoreError, match="not a complete model"):
+        store.activate("model_x")
+    assert store.active_name() == "model_2"
+    assert not [p for p in store.dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_prune_keeps_newest_active_and_previous(store):
+    for i in range(1, 7):
+        fake_model(store, f"model_{i}")
+    store.activate("model_1")
+    store.activate("model_2")
+    removed = store.prune(2)
+    assert removed == ["model_3", "model_4"]
+    assert store.models() == ["model_1", "model_2", "model_5", "model_6"]
+
+
+def test_history_is_append_only_json_lines_and_tolerates_a_torn_line(store):
+    store.append_history({"event": "run", "outcome": "promoted"})
+    with open(store.dir / "history.jsonl", "a") as fh:
+        fh.write('{"event": "run", "outc')  # a torn write from a crash
+    store.append_history({"event": "run", "outcome": "rejected"})
+    outcomes = [h["outcome"] for h in store.history()]
+    assert outcomes == ["promoted", "rejected"]
+
+
+def test_name_collisions_get_a_suffix(store):
+    import datetime as dt
+
+    when = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+    fake_model(store, store.new_model_name(when))
+    assert store.new_model_name(when) == "model_20261125-000000-1"
+
+
+def test_lock_is_exclusive_across_processes_and_freed_when_the_holder_dies(store, tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+from nlu_ci.registry.store import ModelStore
+s = ModelStore({str(store.root)!r}, "proj"); s.acquire_lock(); print("locked", flush=True); time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError, match=f"pid {holder.pid}"):
+            store.acquire_lock()
+    finally:
+        holder.kill()  # SIGKILL: no chance to clean up
+        holder.wait()
+    deadline = time.time() + 5
+    while True:
+        try:
+            store.acquire_lock()
+            break
+        except LockedError:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    store.release_lock()
+
+
+def test_ensure_rejects_a_file_as_models_dir(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="cannot create"):
+        ModelStore(tmp_path / "file", "p").ensure()
+
+
+def test_clean_incoming_removes_leftovers(store):
+    leftover = store.staging_dir("model_9")
+    leftover.mkdir(parents=True)
+    (leftover / "half.pkl").write_bytes(b"x" * 10)
+    assert store.clean_incoming() == [leftover.parent.name]
+    assert not leftover.exists()
+    assert os.listdir(store.dir / ".incoming") == []
