@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,7 +141,7 @@ class KubeSession:
     def __init__(self, api_client: client.ApiClient, *, namespace: str, identity: str, lease_name: str = "nlu-ci",
                  lease_duration: int = 7200, timeout: float = 10.0, pod_name: str | None = None,
                  pod_uid: str | None = None, job_name: str | None = None, job_uid: str | None = None,
-                 source: str = "in-cluster"):
+                 source: str = "in-cluster", renew_every: float | None = None):
         self.api_client = api_client
         self.namespace = namespace
         self.identity = identity
@@ -153,6 +154,11 @@ class KubeSession:
         self.job_uid = job_uid
         self.source = source
         self.held = False
+        self.lost: LockedError | None = None  # set by the renewal thread when another run took the Lease
+        self.renew_every = self.lease_duration / 3 if renew_every is None else renew_every
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._keepalive: threading.Thread | None = None
         self._regarding: ObjectRef | None = None
 
     def __repr__(self) -> str:
@@ -181,6 +187,7 @@ class KubeSession:
         return call()
 
     def close(self) -> None:
+        self._stop_keepalive()
         try:
             self.api_client.close()
         except Exception:  # closing is best effort
@@ -256,7 +263,17 @@ class KubeSession:
         return expiry is not None and expiry > now
 
     def acquire_lease(self) -> None:
-        """Take the Lease, or raise LockedError naming the live holder. An expired Lease is taken over."""
+        """Take the Lease, or raise LockedError naming the live holder. An expired Lease is taken over.
+
+        While held, a background thread renews it every ``lease_duration / 3`` seconds (like client-go's
+        leader election), so a long training stage cannot let it expire; ``renew_lease`` raises
+        LockedError once that thread has found the Lease taken by another run.
+        """
+        with self._lock:
+            self._acquire()
+        self._start_keepalive()
+
+    def _acquire(self) -> None:
         now = _now()
         stamp = microtime(now)
         lease = self._read_lease()
@@ -305,6 +322,12 @@ class KubeSession:
 
     def renew_lease(self) -> None:
         """Push renewTime forward. LockedError if another run has taken the Lease meanwhile."""
+        if self.lost is not None:
+            raise self.lost
+        with self._lock:
+            self._renew()
+
+    def _renew(self) -> None:
         lease = self._read_lease()
         if lease is None:
             raise LockedError(f"{self.lease_path} disappeared while this run held it")
@@ -321,8 +344,13 @@ class KubeSession:
 
     def release_lease(self) -> bool:
         """Give the Lease up (holder cleared) if this run holds it. Never raises: returns success."""
+        self._stop_keepalive()
         if not self.held:
             return False
+        with self._lock:
+            return self._release()
+
+    def _release(self) -> bool:
         try:
             lease = self._read_lease()
             spec = (lease or {}).get("spec") or {}
@@ -342,6 +370,33 @@ class KubeSession:
         self.held = False
         log.info("released %s", self.lease_path)
         return True
+
+    def _start_keepalive(self) -> None:
+        if self.renew_every <= 0 or (self._keepalive and self._keepalive.is_alive()):
+            return
+        self._stop.clear()
+        self._keepalive = threading.Thread(target=self._keep_renewing, name="nlu-ci-lease", daemon=True)
+        self._keepalive.start()
+
+    def _stop_keepalive(self) -> None:
+        self._stop.set()
+        if self._keepalive is not None and self._keepalive is not threading.current_thread():
+            self._keepalive.join(timeout=self.timeout * 3 + 5)
+        self._keepalive = None
+
+    def _keep_renewing(self) -> None:
+        while not self._stop.wait(self.renew_every):
+            try:
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self._renew()
+            except LockedError as err:
+                self.lost = err
+                log.error("%s", err)
+                return
+            except Exception as err:  # the API may come back before the Lease expires
+                log.warning("could not renew %s: %s", self.lease_path, redact.redact(err))
 
     # ----------------------------------------------------------------- Events
 
@@ -474,7 +529,8 @@ def connect(settings: Any, *, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeSession
     ``settings.kubernetes``: ``off`` -> None; ``auto`` -> in-cluster config when running in a pod with a
     service account, else None; ``on`` -> in-cluster config, else the kubeconfig (``KUBECONFIG``), else
     ConfigError. The namespace is ``POD_NAMESPACE`` (downward API), else the service account's, else the
-    kubeconfig context's, else ``default``. The Lease holder identity is the pod name (else host-pid).
+    kubeconfig context's, else ``default``. The Lease holder identity is the Job name (downward API),
+    else the pod name, else host-pid.
     """
     mode = (getattr(settings, "kubernetes", "auto") or "auto").lower()
     if mode == "off":
@@ -505,14 +561,17 @@ def connect(settings: Any, *, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeSession
         namespace = namespace or _kubeconfig_namespace(where)
     cfg.retries = 1
     pod_name = _setting(settings, "pod_name", "POD_NAME")
-    identity = pod_name or f"{socket.gethostname()}-{os.getpid()}"
+    job_name = _setting(settings, "job_name", "JOB_NAME")
+    # the Job, not the pod, holds the Lease: a retry pod of the same Job (after an OOM kill, say)
+    # takes it back at once, while any other Job (a manual run, the next schedule) is locked out
+    identity = job_name or pod_name or f"{socket.gethostname()}-{os.getpid()}"
     session = KubeSession(
         client.ApiClient(cfg), namespace=namespace or "default", identity=identity,
         lease_name=getattr(settings, "lease_name", None) or "nlu-ci",
         lease_duration=getattr(settings, "lease_duration", None) or 7200,
         timeout=float(getattr(settings, "http_timeout", None) or 10.0),
         pod_name=pod_name, pod_uid=_setting(settings, "pod_uid", "POD_UID"),
-        job_name=_setting(settings, "job_name", "JOB_NAME"), job_uid=_setting(settings, "job_uid", "JOB_UID"),
+        job_name=job_name, job_uid=_setting(settings, "job_uid", "JOB_UID"),
         source=source)
     log.info("Kubernetes API via %s, namespace %s, identity %s", source, session.namespace, identity)
     return session

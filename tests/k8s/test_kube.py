@@ -336,3 +336,51 @@ def test_parse_deployment_ref():
 
 def test_microtime_always_has_six_fraction_digits():
     assert kube.microtime(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000000Z"
+
+
+# ---------------------------------------------------------------------------- identity, keep-alive
+
+def test_the_job_holds_the_lease_so_its_retry_pod_gets_it_back(kubeconfig, apiserver, monkeypatch):
+    monkeypatch.setenv("JOB_NAME", "nlu-ci-29120000")
+    first = session("nlu-ci-29120000-aaaaa")
+    first.acquire_lease()  # then the pod is OOM-killed: no release
+    first._stop_keepalive()
+    assert lease(apiserver)["spec"]["holderIdentity"] == "nlu-ci-29120000"
+    retry = session("nlu-ci-29120000-bbbbb")
+    retry.acquire_lease()
+    monkeypatch.setenv("JOB_NAME", "nlu-ci-manual-1")
+    with pytest.raises(LockedError, match="held by nlu-ci-29120000"):
+        session("nlu-ci-manual-1-ccccc").acquire_lease()
+    retry.release_lease()
+
+
+def test_a_held_lease_is_renewed_in_the_background(kubeconfig, apiserver):
+    s = kube.connect(settings(pod_name="pod-a", lease_duration=3))
+    assert s.renew_every == 1
+    s.acquire_lease()
+    first = lease(apiserver)["spec"]["renewTime"]
+    deadline = datetime.now(UTC).timestamp() + 10
+    while lease(apiserver)["spec"]["renewTime"] == first and datetime.now(UTC).timestamp() < deadline:
+        threading.Event().wait(0.2)
+    assert lease(apiserver)["spec"]["renewTime"] > first
+    assert lease(apiserver)["spec"]["holderIdentity"] == "pod-a"
+    assert s.release_lease() is True
+    puts = sum(r["method"] == "PUT" for r in apiserver.requests)
+    threading.Event().wait(1.5)
+    assert sum(r["method"] == "PUT" for r in apiserver.requests) == puts  # the thread has stopped
+
+
+def test_the_renewal_thread_notices_a_takeover(kubeconfig, apiserver):
+    s = kube.connect(settings(pod_name="pod-a", lease_duration=60))
+    s.renew_every = 0.3
+    s.acquire_lease()
+    # another run replaces the holder (as if pod-a had stalled past the expiry)
+    obj = lease(apiserver)
+    obj["spec"]["holderIdentity"] = "pod-b"
+    apiserver.put("leases", obj)
+    deadline = datetime.now(UTC).timestamp() + 10
+    while s.lost is None and datetime.now(UTC).timestamp() < deadline:
+        threading.Event().wait(0.1)
+    with pytest.raises(LockedError, match="taken over by pod-b"):
+        s.renew_lease()
+    assert s.release_lease() is False and lease(apiserver)["spec"]["holderIdentity"] == "pod-b"
