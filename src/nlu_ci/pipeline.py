@@ -172,6 +172,16 @@ def publish(settings: Settings, store: ModelStore | None, report: dict) -> None:
         raise NluCiError(result.push_error or result.textfile_error or "metrics not published")
 
 
+def notify_slack(settings: Settings, report: dict) -> None:
+    """Slack message on promoted, rejected and failed runs (nlu_ci.notify). Never raises, never changes the outcome."""
+    if not settings.slack_webhook_url:
+        return
+    from nlu_ci import notify
+
+    result = notify.notify(report, settings.slack_webhook_url, timeout=settings.http_timeout)
+    report["notification"] = {"sent": result.sent, "error": result.error}
+
+
 def model_metadata(settings: Settings, config: tuple[Path, str], fingerprint: str, split: dataset.Split,
                    data_info: dict, started_at: str, train_seconds: float) -> dict:
     path, text = config
@@ -397,6 +407,7 @@ def _finish(settings: Settings, store: ModelStore | None, report: dict, stamp: s
         log.error("%s", redact(err))
     except Exception as err:  # noqa: BLE001 - publishing must never crash the job
         log.warning("publishing failed: %s", redact(err))
+    notify_slack(settings, report)  # after a --strict-metrics failure, so the message has the final outcome
     if store is not None:
         try:
             report["report_path"] = str(store.write_report(report, stamp))
