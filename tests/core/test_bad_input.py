@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,22 @@ BAD_DATA = {
 }
 
 
-@pytest.fixture
-def promoted(cli):
-    r = cli(["run", "--data", str(SAMPLE)])
+@pytest.fixture(scope="module")
+def promoted_template(tmp_path_factory, request):
+    """One real promoted store per module; each test gets its own copy (training once keeps the suite fast)."""
+    from conftest import FAST_CONFIG, cli_env, run_cli
+
+    base = tmp_path_factory.mktemp("promoted")
+    cfg = base / "fast_config.yml"
+    cfg.write_text(FAST_CONFIG)
+    r = run_cli(["run", "--data", str(SAMPLE)], cli_env(base / "models", NLU_CI_CONFIG=str(cfg)))
     assert r.code == 0, r.output
+    return base / "models"
+
+
+@pytest.fixture
+def promoted(cli, promoted_template):
+    shutil.copytree(promoted_template, cli.models)
     return (cli.store / "ACTIVE").read_text().strip()
 
 
