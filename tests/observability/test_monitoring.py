@@ -97,6 +97,13 @@ def test_dashboard_is_importable_json():
     assert shown == set(metrics.METRICS)
 
 
+def test_every_metric_is_documented():
+    for doc in (MONITORING.parent / "README.md", MONITORING.parent / "docs" / "observability.md"):
+        text = doc.read_text()
+        missing = [name for name in metrics.METRICS if f"`{name}`" not in text]
+        assert not missing, f"{doc.name} does not document {missing}"
+
+
 def _now_report(outcome: str, at: datetime, **kw) -> dict:
     report = make_report(outcome, project="shop", **kw)
     report["started_at"] = (at - timedelta(seconds=report["durations"]["total"])).isoformat()
