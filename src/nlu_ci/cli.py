@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", dest="eval_data", required=True, type=Path, help="test data (Rasa NLU JSON/Markdown)")
     p.add_argument("--json", dest="output", action="store_const", const="json")
 
+    p = sub.add_parser("compare", help="the promotion gate offline: would MODEL_B replace MODEL_A? (docs/policy.md)")
+    settings_mod.add_arguments(p, COMMON + ["policy"])
+    p.add_argument("model_a", help="the active model: store name or model folder")
+    p.add_argument("model_b", help="the candidate model: store name or model folder")
+    p.add_argument("--data", dest="eval_data", required=True, type=Path, help="test data (Rasa NLU JSON/Markdown)")
+    p.add_argument("--json", dest="output", action="store_const", const="json")
+
     p = sub.add_parser("train", help="train a model into the store (no evaluation, no promotion)")
     settings_mod.add_arguments(p, COMMON + ["data", "configs"])
     p.add_argument("--json", dest="output", action="store_const", const="json")

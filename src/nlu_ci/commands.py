@@ -117,6 +117,12 @@ def evaluate(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def compare(settings: Settings, args: argparse.Namespace) -> int:
+    from nlu_ci import compare as compare_mod
+
+    return compare_mod.command(settings, args)
+
+
 def train(settings: Settings, args: argparse.Namespace) -> int:
     import time
 

@@ -21,6 +21,7 @@ from nlu_ci import __version__, dataset, gate
 from nlu_ci import report as reports
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, DataError, LockedError, NluCiError, StoreError, Terminated
 from nlu_ci.evaluation import EvaluationResult, evaluate
+from nlu_ci.policy import load_policy
 from nlu_ci.redact import redact
 from nlu_ci.registry.store import ModelStore, iso, now_utc
 from nlu_ci.settings import Settings
@@ -253,6 +254,7 @@ def _run_locked(settings: Settings, store: ModelStore, report: dict, stage: Stag
     """The stages that run under the lock; fills ``report``; returns the staging dir to clean up, if any."""
     with stage("load"):
         configs = read_configs(settings)
+        load_policy(settings.policy)  # a bad policy.yml/must_pass.yml fails here (exit 2), not after training
         data_path = fetch_data(settings, tmp)
         data = dataset.load_training_data(data_path)
     with stage("split"):
@@ -365,10 +367,6 @@ def _evaluate_active(store: ModelStore, name: str | None, meta: dict | None, tes
 
 def _decide(settings: Settings, candidate, active, candidate_dir: Path, active_dir: Path | None,
             has_entities: bool) -> gate.Decision:
-    try:
-        from nlu_ci.policy import load_policy
-    except ImportError:  # before the policy module existed: the classic rule
-        return gate.decide(candidate, active)
     policy = load_policy(settings.policy)
     return gate.decide(candidate, active, policy, predict_candidate=predictor(candidate_dir),
                        predict_active=predictor(active_dir), has_entities=has_entities)
