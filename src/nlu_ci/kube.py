@@ -31,16 +31,31 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.incluster_config import InClusterConfigLoader
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from nlu_ci import redact
 from nlu_ci.errors import ConfigError, LockedError, RuntimeFailure
 
 log = logging.getLogger(__name__)
+
+
+class ApiException(Exception):
+    """A non-2xx answer of the API server (the client's ApiException, without importing the client)."""
+
+    def __init__(self, status: int | None, reason: str | None, body: str | None = None):
+        super().__init__(f"{status} {reason}")
+        self.status, self.reason, self.body = status, reason, body
+
+
+def _k8s():
+    """The official client, imported on first use: it takes ~0.8 s, so only runs that talk to a
+    cluster pay for it (``connect`` decides first, from the environment alone)."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException as ClientApiException
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    return client, config, ClientApiException, ConfigException, InClusterConfigLoader
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 REPORTING_CONTROLLER = "nlu-ci"
@@ -57,6 +72,7 @@ EVENT_KINDS: dict[str, tuple[str, str, str]] = {
     "locked": ("Normal", "RunLocked", "Run"),
     "dry_run": ("Normal", "DryRun", "Run"),
     "restarted": ("Normal", "DeploymentRestarted", "Restart"),
+    "restart_failed": ("Warning", "DeploymentRestartFailed", "Restart"),
 }
 
 
@@ -138,7 +154,7 @@ class ObjectRef:
 class KubeSession:
     """One connection to the API server for one run. Create it with :func:`connect`."""
 
-    def __init__(self, api_client: client.ApiClient, *, namespace: str, identity: str, lease_name: str = "nlu-ci",
+    def __init__(self, api_client: Any, *, namespace: str, identity: str, lease_name: str = "nlu-ci",
                  lease_duration: int = 7200, timeout: float = 10.0, pod_name: str | None = None,
                  pod_uid: str | None = None, job_name: str | None = None, job_uid: str | None = None,
                  source: str = "in-cluster", renew_every: float | None = None):
@@ -178,11 +194,16 @@ class KubeSession:
         params = self.api_client.param_serialize(method=method, resource_path=path, header_params=headers, body=body,
                                                  auth_settings=["BearerToken"])
 
+        client_error = _k8s()[2]
+
         @_retrying
         def call() -> dict:
-            response = self.api_client.call_api(*params, _request_timeout=self.timeout)
-            response.read()
-            return self.api_client.response_deserialize(response, {"2XX": "object"}).data
+            try:
+                response = self.api_client.call_api(*params, _request_timeout=self.timeout)
+                response.read()
+                return self.api_client.response_deserialize(response, {"2XX": "object"}).data
+            except client_error as err:
+                raise ApiException(err.status, err.reason, err.body) from None
 
         return call()
 
@@ -516,6 +537,7 @@ def _setting(settings: Any, name: str, env: str | None = None) -> Any:
 
 
 def _kubeconfig_namespace(path: str) -> str | None:
+    _client, config, _error, ConfigException, _loader = _k8s()
     try:
         _contexts, active = config.list_kube_config_contexts(config_file=path)
     except (ConfigException, OSError, TypeError):
@@ -535,8 +557,12 @@ def connect(settings: Any, *, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeSession
     mode = (getattr(settings, "kubernetes", "auto") or "auto").lower()
     if mode == "off":
         return None
-    cfg = client.Configuration()
     namespace = _setting(settings, "pod_namespace", "POD_NAMESPACE")
+    if mode == "auto" and not in_cluster(sa_dir=sa_dir):
+        log.debug("not in a Kubernetes pod: no Lease, no Events (file lock only)")
+        return None
+    client, config, _error, ConfigException, InClusterConfigLoader = _k8s()
+    cfg = client.Configuration()
     if in_cluster(sa_dir=sa_dir):
         try:
             InClusterConfigLoader(token_filename=str(sa_dir / "token"),
@@ -546,9 +572,6 @@ def connect(settings: Any, *, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeSession
         source = "in-cluster"
         if not namespace and (sa_dir / "namespace").is_file():
             namespace = (sa_dir / "namespace").read_text(encoding="utf-8").strip()
-    elif mode == "auto":
-        log.debug("not in a Kubernetes pod: no Lease, no Events (file lock only)")
-        return None
     else:
         # read KUBECONFIG now: the client's own default is frozen when it is imported
         where = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
@@ -575,3 +598,64 @@ def connect(settings: Any, *, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeSession
         source=source)
     log.info("Kubernetes API via %s, namespace %s, identity %s", source, session.namespace, identity)
     return session
+
+
+# ------------------------------------------------------------ for the pipeline
+
+def _f1(section: dict | None) -> str:
+    value = (section or {}).get("intent_f1")
+    return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
+
+
+def event_message(report: dict) -> str:
+    """One line for the Event on the Job: what happened, the models, their intent F1, the reason."""
+    outcome = report.get("outcome") or "failed"
+    cand, active = report.get("candidate") or {}, report.get("active") or {}
+    reason = (report.get("decision") or {}).get("reason") or ""
+    if outcome == "promoted":
+        return (f"promoted {cand.get('model')} (intent_f1 {_f1(cand)}), was {active.get('model') or 'none'} "
+                f"({_f1(active)}): {reason}")
+    if outcome == "rejected":
+        return (f"kept {active.get('model') or 'none'} ({_f1(active)}), rejected {cand.get('model')} "
+                f"(intent_f1 {_f1(cand)}): {reason}")
+    if outcome == "dry_run":
+        return f"dry run: {cand.get('model')} intent_f1 {_f1(cand)}, would {'' if (report.get('decision') or {}).get('promote') else 'not '}promote: {reason}"
+    if outcome == "skipped":
+        return f"skipped: data and config unchanged since the active model {active.get('model')}"
+    if outcome == "locked":
+        return f"locked: {report.get('error')}"
+    return f"failed (exit {report.get('exit_code')}): {report.get('error')}"
+
+
+def restart_after_promotion(session: KubeSession | None, ref: str, report: dict) -> None:
+    """Rollout-restart the serving Deployment after a promotion. Never raises: a failure is a warning
+    in the report and a Warning Event (the new model is active either way; the servers load it on
+    their next restart)."""
+    if session is None:
+        message = f"NLU_CI_RESTART_DEPLOYMENT={ref} but not running in a cluster (--kubernetes): no restart"
+        log.warning("%s", message)
+        report.setdefault("warnings", []).append(message)
+        return
+    try:
+        stamp = session.restart_deployment(ref)
+    except (ConfigError, RuntimeFailure) as err:
+        log.error("%s", err)
+        report.setdefault("warnings", []).append(str(err))
+        report["restart"] = {"deployment": ref, "ok": False, "error": str(err)}
+        session.emit_event("restart_failed", str(err))
+        return
+    report["restart"] = {"deployment": ref, "ok": True, "restarted_at": stamp}
+    session.emit_event("restarted", f"rollout restart of deployment {ref} to load {(report.get('candidate') or {}).get('model')}")
+
+
+def finish(session: KubeSession | None, report: dict) -> None:
+    """End of a run: the Event telling its outcome, then the Lease released. Never raises."""
+    if session is None:
+        return
+    try:
+        ok = session.emit_event(report.get("outcome") or "failed", event_message(report))
+        report["kubernetes"] = {"event": ok, "regarding": str(session.regarding()), "lease": session.lease_path,
+                                "lease_held": session.held}
+        session.release_lease()
+    finally:
+        session.close()

@@ -150,20 +150,12 @@ def select_config(configs: list[tuple[Path, str]], train_data, settings: Setting
 
 
 def active_model(settings: Settings, store: ModelStore) -> str | None:
-    """Name of the model that serves today (with a platform: the one carrying the tag there)."""
-    if settings.platform_host:
-        from nlu_ci.registry import platform_flow
-
-        return platform_flow.client(settings).active_model()
+    """Name of the model that serves today."""
     return store.active_name()
 
 
 def promote(settings: Settings, store: ModelStore, name: str) -> str | None:
-    """Make ``name`` the serving model; returns the previous one (with a platform: tag it there too)."""
-    if settings.platform_host:
-        from nlu_ci.registry import platform_flow
-
-        return platform_flow.promote(settings, store, name)
+    """Make ``name`` the serving model; returns the previous one."""
     return store.activate(name)
 
 
@@ -220,6 +212,7 @@ def run(settings: Settings) -> dict[str, Any]:
     store: ModelStore | None = None
     staged: Path | None = None
     locked = False
+    kube_session = None  # nlu_ci.kube: in a cluster, the Lease (beside the file lock) and Events
     t0 = time.perf_counter()
     try:
         with sigterm_raises(), tempfile.TemporaryDirectory(prefix="nlu-ci-") as tmp:
@@ -229,7 +222,15 @@ def run(settings: Settings) -> dict[str, Any]:
                 store.acquire_lock()
                 locked = True
                 store.clean_incoming()
+                from nlu_ci import kube
+
+                kube_session = kube.connect(settings)  # None outside a cluster (or --kubernetes off)
+                if kube_session is not None:
+                    kube_session.acquire_lease()  # LockedError when another Job runs (a manual one, say)
             staged = _run_locked(settings, store, report, stage, Path(tmp), started, stamp)
+            if report.get("outcome") == "promoted" and settings.restart_deployment:
+                with stage("restart"):
+                    kube.restart_after_promotion(kube_session, settings.restart_deployment, report)
     except TerminationRequested as sig:
         err = Terminated(str(sig))
         report.update(outcome="failed", error=str(err), exit_code=err.exit_code)
@@ -252,6 +253,8 @@ def run(settings: Settings) -> dict[str, Any]:
         report["durations"]["total"] = round(time.perf_counter() - t0, 3)
         report["finished_at"] = iso(now_utc())
         _finish(settings, store if locked else None, report, stamp)
+        if kube_session is not None:
+            kube.finish(kube_session, report)  # the Event on the Job, then the Lease released
         if store is not None and locked:
             store.release_lock()
     return report
@@ -301,18 +304,9 @@ def _run_locked(settings: Settings, store: ModelStore, report: dict, stage: Stag
         t_train = time.perf_counter()
         train(config[0], split.train, staged)
         train_seconds = time.perf_counter() - t_train
-    evaluation = "local"
-    if settings.platform_host:
-        from nlu_ci.registry import platform_flow
-
-        with stage("upload"):
-            evaluation = platform_flow.upload_for_run(settings, store, staged, name, active_name, report, tmp)
     with stage("evaluate"):
-        if evaluation == "platform":
-            candidate, active_result, active_dir = platform_flow.evaluate_both(settings, store, name, active_name)
-        else:
-            candidate = evaluate_model(staged, split.test)
-            active_result, active_dir = _evaluate_active(store, active_name, active_meta, split.test, report)
+        candidate = evaluate_model(staged, split.test)
+        active_result, active_dir = _evaluate_active(store, active_name, active_meta, split.test, report)
     report["candidate"] = reports.model_section(name, store.dir / name, candidate, config=str(config[0]))
     if active_result is not None:
         report["active"] = reports.model_section(active_name, active_dir, active_result)

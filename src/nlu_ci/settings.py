@@ -59,9 +59,6 @@ OPTIONS: list[Option] = [
     Option("http_timeout", "NLU_CI_HTTP_TIMEOUT", 10.0, "connect/read timeout of each HTTP request, seconds", "float"),
     Option("http_retries", "NLU_CI_HTTP_RETRIES", 5, "attempts for retryable HTTP failures", "int"),
     Option("eval_timeout", "NLU_CI_EVAL_TIMEOUT", 300.0, "how long to wait for a platform evaluation, seconds", "float"),
-    Option("eval_poll_interval", "NLU_CI_EVAL_POLL_INTERVAL", 2.0, "seconds between platform evaluation polls", "float"),
-    Option("http_backoff", "NLU_CI_HTTP_BACKOFF", 0.5,
-           "first retry backoff, seconds (exponential with jitter, capped at 30 s)", "float"),
     # -- metrics and notifications
     Option("pushgateway_url", "PUSHGATEWAY_URL", None, "Prometheus Pushgateway URL (unset: metrics file only)"),
     Option("pushgateway_username", "PUSHGATEWAY_USERNAME", None, "Pushgateway basic-auth user"),
@@ -76,6 +73,9 @@ OPTIONS: list[Option] = [
            ("auto", "on", "off")),
     Option("pod_name", "POD_NAME", None, "this pod's name (downward API)"),
     Option("pod_namespace", "POD_NAMESPACE", None, "this pod's namespace (downward API)"),
+    Option("pod_uid", "POD_UID", None, "this pod's uid (downward API)"),
+    Option("job_name", "JOB_NAME", None, "the Job that runs this pod: Lease holder, Events (downward API label)"),
+    Option("job_uid", "JOB_UID", None, "that Job's uid (downward API label batch.kubernetes.io/controller-uid)"),
     Option("lease_name", "NLU_CI_LEASE_NAME", "nlu-ci", "name of the coordination.k8s.io Lease"),
     Option("lease_duration", "NLU_CI_LEASE_DURATION", 7200, "Lease duration, seconds", "int"),
     Option("restart_deployment", "NLU_CI_RESTART_DEPLOYMENT", None,
@@ -108,8 +108,6 @@ class Settings:
     http_timeout: float = 10.0
     http_retries: int = 5
     eval_timeout: float = 300.0
-    eval_poll_interval: float = 2.0
-    http_backoff: float = 0.5
     pushgateway_url: str | None = None
     pushgateway_username: str | None = None
     pushgateway_password: str | None = field(default=None, repr=False)
@@ -119,6 +117,9 @@ class Settings:
     kubernetes: str = "auto"
     pod_name: str | None = None
     pod_namespace: str | None = None
+    pod_uid: str | None = None
+    job_name: str | None = None
+    job_uid: str | None = None
     lease_name: str = "nlu-ci"
     lease_duration: int = 7200
     restart_deployment: str | None = None
@@ -142,7 +143,7 @@ class Settings:
             raise ConfigError("--evaluation platform needs RASA_PLATFORM_HOST")
         if self.platform_host and not self.platform_host.startswith(("http://", "https://")):
             raise ConfigError(f"RASA_PLATFORM_HOST: {redact.redact(self.platform_host)!r} must start with http:// or https://")
-        for name in ("http_timeout", "eval_timeout", "metrics_timeout", "eval_poll_interval", "http_backoff"):
+        for name in ("http_timeout", "eval_timeout", "metrics_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be > 0")
         return self

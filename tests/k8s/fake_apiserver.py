@@ -188,6 +188,7 @@ class FakeApiServer:
                 raw = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
                 record = {"method": method, "path": path, "content_type": self.headers.get("Content-Type"),
+                          "user_agent": self.headers.get("User-Agent"),
                           "body": raw.decode("utf-8", "replace")}
                 server.requests.append(record)
                 try:

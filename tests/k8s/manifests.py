@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,10 +23,15 @@ def need_kubectl() -> str:
     return kubectl
 
 
+def offline_env() -> dict[str, str]:
+    """kubectl with no cluster: its dispatcher would otherwise ask the KUBECONFIG server for /version."""
+    return {**os.environ, "KUBECONFIG": os.devnull}
+
+
 @functools.cache
 def render(tree: str) -> tuple[dict, ...]:
     proc = subprocess.run([need_kubectl(), "kustomize", str(ROOT / tree)], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=offline_env())
     assert proc.returncode == 0, f"kubectl kustomize {tree} failed: {proc.stderr}"
     return tuple(d for d in yaml.safe_load_all(proc.stdout) if d)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .manifests import ROOT, TREES, need_kubectl
+from .manifests import ROOT, TREES, need_kubectl, offline_env
 
 DOCKERFILE = ROOT / "image" / "Dockerfile"
 VENV_BIN = Path(sys.executable).parent
@@ -150,7 +150,7 @@ def test_checkov_passes_on_every_rendered_tree(checkov, tmp_path):
     for tree in TREES:
         out = tmp_path / (tree.replace("/", "-") + ".yaml")
         out.write_text(subprocess.run([kubectl, "kustomize", str(ROOT / tree)], capture_output=True, text=True,
-                                      check=True).stdout)
+                                      check=True, env=offline_env()).stdout)
     (tmp_path / "secret.example.yaml").write_text((ROOT / "k8s" / "secret.example.yaml").read_text())
     # negative control in the same run: a privileged pod must be flagged
     (tmp_path / "control.yaml").write_text(

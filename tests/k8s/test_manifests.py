@@ -145,7 +145,7 @@ def test_downward_api_and_settings_environment_names_are_real_options():
     from nlu_ci.settings import OPTIONS
 
     known = {o.env for o in OPTIONS} | {o.secret_file_env for o in OPTIONS if o.secret_file_env}
-    known |= {"HOME", "POD_UID", "JOB_NAME", "JOB_UID"}  # read by nlu_ci.kube
+    known |= {"HOME"}
     docs = render("k8s/overlays/prod")
     (container,) = pod_spec(one(docs, "CronJob"))["containers"]
     env = env_of(container)
