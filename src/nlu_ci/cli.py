@@ -19,10 +19,11 @@ from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, NluCiE
 log = logging.getLogger("nlu_ci")
 
 COMMON = ["models_dir", "project", "output", "log_level", "log_format"]
-PLATFORM = ["platform_host", "platform_tag", "platform_auth", "http_timeout", "http_retries"]
+PLATFORM = ["platform_host", "platform_tag", "platform_auth", "http_timeout", "http_retries", "http_backoff"]
 RUN = COMMON + PLATFORM + [
     "data", "test_data", "test_fraction", "split_salt", "configs", "policy", "report", "keep_models", "dry_run",
-    "evaluation", "eval_timeout", "pushgateway_url", "pushgateway_username", "metrics_timeout", "strict_metrics",
+    "evaluation", "eval_timeout", "eval_poll_interval", "pushgateway_url", "pushgateway_username", "metrics_timeout",
+    "strict_metrics",
     "kubernetes", "pod_name", "pod_namespace", "lease_name", "lease_duration", "restart_deployment",
 ]
 

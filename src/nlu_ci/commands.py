@@ -69,6 +69,11 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         what = h.get("outcome") or h.get("event")
         detail = h.get("error") or h.get("reason") or h.get("model") or ""
         lines.append(f"  {when}  {what:<9} {detail}")
+    if settings.platform_host:
+        from nlu_ci.registry import platform_flow
+
+        data["platform"], platform_lines = platform_flow.status(settings)
+        lines += platform_lines
     _emit(settings, data, "\n".join(lines))
     return EXIT_OK
 
@@ -76,6 +81,16 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
 def rollback(settings: Settings, args: argparse.Namespace) -> int:
     store = ModelStore(settings.models_dir, settings.project)
     store.ensure()
+    if settings.platform_host:  # rollback = tag the previous model on the platform (and the local pointer)
+        from nlu_ci.registry import platform_flow
+
+        with store.locked():
+            target, previous = platform_flow.rollback(settings, store, args.model)
+        changed = target != previous
+        _emit(settings, {"active": target, "previous": previous, "changed": changed},
+              f"rolled back: {target} is tagged {settings.platform_tag!r} (was {previous or 'none'})" if changed
+              else f"{target} is already tagged {settings.platform_tag!r}")
+        return EXIT_OK
     with store.locked():
         current = store.active_name()
         target = args.model or store.previous_name()

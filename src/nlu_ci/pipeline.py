@@ -150,12 +150,20 @@ def select_config(configs: list[tuple[Path, str]], train_data, settings: Setting
 
 
 def active_model(settings: Settings, store: ModelStore) -> str | None:
-    """Name of the model that serves today."""
+    """Name of the model that serves today (with a platform: the one carrying the tag there)."""
+    if settings.platform_host:
+        from nlu_ci.registry import platform_flow
+
+        return platform_flow.client(settings).active_model()
     return store.active_name()
 
 
 def promote(settings: Settings, store: ModelStore, name: str) -> str | None:
-    """Make ``name`` the serving model; returns the previous one."""
+    """Make ``name`` the serving model; returns the previous one (with a platform: tag it there too)."""
+    if settings.platform_host:
+        from nlu_ci.registry import platform_flow
+
+        return platform_flow.promote(settings, store, name)
     return store.activate(name)
 
 
@@ -304,9 +312,18 @@ def _run_locked(settings: Settings, store: ModelStore, report: dict, stage: Stag
         t_train = time.perf_counter()
         train(config[0], split.train, staged)
         train_seconds = time.perf_counter() - t_train
+    evaluation = "local"
+    if settings.platform_host:
+        from nlu_ci.registry import platform_flow
+
+        with stage("upload"):
+            evaluation = platform_flow.upload_for_run(settings, store, staged, name, active_name, report, tmp)
     with stage("evaluate"):
-        candidate = evaluate_model(staged, split.test)
-        active_result, active_dir = _evaluate_active(store, active_name, active_meta, split.test, report)
+        if evaluation == "platform":
+            candidate, active_result, active_dir = platform_flow.evaluate_both(settings, store, name, active_name)
+        else:
+            candidate = evaluate_model(staged, split.test)
+            active_result, active_dir = _evaluate_active(store, active_name, active_meta, split.test, report)
     report["candidate"] = reports.model_section(name, store.dir / name, candidate, config=str(config[0]))
     if active_result is not None:
         report["active"] = reports.model_section(active_name, active_dir, active_result)

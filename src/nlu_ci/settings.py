@@ -59,6 +59,9 @@ OPTIONS: list[Option] = [
     Option("http_timeout", "NLU_CI_HTTP_TIMEOUT", 10.0, "connect/read timeout of each HTTP request, seconds", "float"),
     Option("http_retries", "NLU_CI_HTTP_RETRIES", 5, "attempts for retryable HTTP failures", "int"),
     Option("eval_timeout", "NLU_CI_EVAL_TIMEOUT", 300.0, "how long to wait for a platform evaluation, seconds", "float"),
+    Option("eval_poll_interval", "NLU_CI_EVAL_POLL_INTERVAL", 2.0, "seconds between platform evaluation polls", "float"),
+    Option("http_backoff", "NLU_CI_HTTP_BACKOFF", 0.5,
+           "first retry backoff, seconds (exponential with jitter, capped at 30 s)", "float"),
     # -- metrics and notifications
     Option("pushgateway_url", "PUSHGATEWAY_URL", None, "Prometheus Pushgateway URL (unset: metrics file only)"),
     Option("pushgateway_username", "PUSHGATEWAY_USERNAME", None, "Pushgateway basic-auth user"),
@@ -108,6 +111,8 @@ class Settings:
     http_timeout: float = 10.0
     http_retries: int = 5
     eval_timeout: float = 300.0
+    eval_poll_interval: float = 2.0
+    http_backoff: float = 0.5
     pushgateway_url: str | None = None
     pushgateway_username: str | None = None
     pushgateway_password: str | None = field(default=None, repr=False)
@@ -143,7 +148,7 @@ class Settings:
             raise ConfigError("--evaluation platform needs RASA_PLATFORM_HOST")
         if self.platform_host and not self.platform_host.startswith(("http://", "https://")):
             raise ConfigError(f"RASA_PLATFORM_HOST: {redact.redact(self.platform_host)!r} must start with http:// or https://")
-        for name in ("http_timeout", "eval_timeout", "metrics_timeout"):
+        for name in ("http_timeout", "eval_timeout", "metrics_timeout", "eval_poll_interval", "http_backoff"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be > 0")
         return self

@@ -101,6 +101,7 @@ class FakePlatform:
         self.server = _Server(("127.0.0.1", port), _handler(self))
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
+        self._url = f"http://127.0.0.1:{self.server.server_address[1]}"
         return self
 
     def stop(self) -> None:
@@ -119,8 +120,9 @@ class FakePlatform:
 
     @property
     def url(self) -> str:
-        assert self.server is not None, "server not started"
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        """The base URL (still known after ``stop()``: a test may point the job at a dead server)."""
+        assert getattr(self, "_url", None), "server not started"
+        return self._url
 
     # ------------------------------------------------------------ test helpers
     def inject(self, endpoint: str, kind: str | int, times: int | None = 1, retry_after: str | None = None,

@@ -1,4 +1,9 @@
-"""Helpers for the Rasa Platform tests (shared by conftest.py and the test modules)."""
+"""Helpers and fixtures for the Rasa Platform tests.
+
+No conftest.py here on purpose: tests/conftest.py is imported as the module ``conftest`` by the other
+suites, and a second rootless ``conftest`` would replace it when several folders are collected at once.
+The test modules import the fixtures they use from here.
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -6,8 +11,12 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))  # tests/ → ``fakes``
+
+from fakes.platform_server import FakePlatform  # noqa: E402
 
 
 def _root_conftest():
@@ -54,3 +63,33 @@ def train_model(out_dir: Path, examples: list[dict] | None = None) -> Path:
     return train(config, load_data(str(data_file)), out_dir / "model")
 
 
+@pytest.fixture
+def fake(tmp_path: Path):
+    data = sample_data()
+    platform = FakePlatform(token=TOKEN, data=data, held_out=held_out(data["rasa_nlu_data"]["common_examples"]),
+                            workdir=tmp_path / "platform")
+    (tmp_path / "platform").mkdir()
+    with platform:
+        yield platform
+
+
+@pytest.fixture
+def client(fake: FakePlatform):
+    from nlu_ci.registry.platform import PlatformClient
+
+    c = PlatformClient(fake.url, TOKEN, timeout=2, retries=3, eval_timeout=30, poll_interval=0.05, backoff=0.01)
+    c.slept = []
+    c._sleep = c.slept.append  # record the waits instead of sleeping (backoff values are asserted)
+    return c
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> Path:
+    """A real rasa_nlu model (trained once per session), in a folder named like a store model."""
+    import shutil
+
+    base = tmp_path_factory.mktemp("trained")
+    model = train_model(base / "t")
+    named = base / "model_20260101-000000"
+    shutil.copytree(model, named)
+    return named

@@ -1,11 +1,12 @@
 """PlatformClient against the fake Rasa Platform (a real HTTP server on loopback)."""
+# ruff: noqa: F811  (fixtures are imported from platform_helpers: see why there)
 from __future__ import annotations
 
 import json
 import time
 
 import pytest
-from platform_helpers import TOKEN, held_out, sample_data
+from platform_helpers import TOKEN, client, fake, held_out, sample_data, trained_model  # noqa: F401  (fixtures)
 
 from nlu_ci.errors import DataError, PlatformError
 from nlu_ci.registry.platform import PlatformClient, parse_evaluation, parse_retry_after

@@ -110,6 +110,7 @@ class PlatformClient:
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", "nlu-ci")
         self._sleep: Callable[[float], None] = time.sleep
+        self.uploaded: dict[str, str] = {}  # local model name -> the name the platform stored it under
 
     @classmethod
     def from_settings(cls, settings, **overrides: Any) -> PlatformClient:
@@ -118,8 +119,8 @@ class PlatformClient:
             tag=settings.platform_tag, auth=settings.platform_auth, timeout=settings.http_timeout,
             retries=settings.http_retries, eval_timeout=settings.eval_timeout,
         )
-        for name in ("poll_interval", "backoff"):
-            value = getattr(settings, f"platform_{name}", None)
+        for name, attr in (("poll_interval", "eval_poll_interval"), ("backoff", "http_backoff")):
+            value = getattr(settings, attr, None)  # options added with the platform wiring
             if value is not None:
                 values[name] = value
         values.update(overrides)
@@ -154,6 +155,8 @@ class PlatformClient:
             raise TransientError(f"{where}: {kind} after {self.timeout:g}s") from None
         except requests.ConnectionError as err:
             raise TransientError(f"{where}: cannot connect: {_connection_reason(err)}") from None
+        except requests.exceptions.ChunkedEncodingError:  # the answer was cut off: the request may have been served
+            raise TransientError(f"{where}: the answer was cut off before its end") from None
         except requests.RequestException as err:
             raise PlatformError(f"{where}: request failed: {type(err).__name__}") from None
         status = response.status_code
@@ -306,12 +309,14 @@ class PlatformClient:
         i = names.index(current)
         return names[i - 1] if i > 0 else None
 
-    def upload_model(self, model_dir: str | Path, name: str | None = None) -> str:
+    def upload_model(self, model_dir: str | Path, name: str | None = None,
+                     scratch_dir: str | Path | None = None) -> str:
         """Zip the model folder and stream it as multipart field ``model``; return the platform's model name.
 
         The zip is written to disk first and streamed from there (memory does not grow with its size).
         Before a retry, the model list is checked: when the earlier attempt arrived after all (its answer
-        was lost), the model is not sent again.
+        was lost), the model is not sent again. The zip is written in ``scratch_dir`` (default: the
+        system temp dir) and removed afterwards.
         """
         model_dir = Path(model_dir)
         name = name or model_dir.name
@@ -330,10 +335,11 @@ class PlatformClient:
                                       headers={"Content-Type": encoder.content_type})
             return _uploaded_name(response) or name
 
-        with zipped(model_dir) as zip_path:
+        with zipped(model_dir, scratch_dir) as zip_path:
             size = zip_path.stat().st_size
             t0 = time.perf_counter()
             result = self._retrying(once)
+        self.uploaded[name] = result
         log.info("uploaded %s to %s (%.1f MB zip, %.1fs)", result, self.where("POST", path), size / 1e6,
                  time.perf_counter() - t0)
         return result
