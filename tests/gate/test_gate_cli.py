@@ -80,3 +80,31 @@ def test_compare_usage_errors_exit_2(cli, tmp_path):
     bad.write_text(yaml.safe_dump({"bootstrap": {"resamples": 5}}))
     r = cli(["compare", str(tmp_path), str(tmp_path), "--data", str(SAMPLE), "--policy", str(bad)])
     assert r.code == 2 and "'bootstrap.resamples' must be between 100" in r.stderr, r.output
+
+
+KEYWORD_CONFIG = """language: en
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: KeywordIntentClassifier
+"""
+
+
+def test_several_configs_pick_the_best_on_validation_then_gate_it(cli, tmp_path, fast_config, sample_examples):
+    weak = tmp_path / "keyword.yml"
+    weak.write_text(KEYWORD_CONFIG)
+    small = write_data(tmp_path / "small.json", few_per_intent(sample_examples, 12))
+    assert cli(["run", "--data", str(small), "--json"]).code == 0
+    r = cli(["run", "--data", str(SAMPLE), "--config", str(weak), "--config", str(fast_config),
+             "--policy", str(ROOT / "policy.yml"), "--json"])
+    assert r.code == 0, r.output
+    rep = r.json
+    rows = {row["config"]: row for row in rep["candidates"]}
+    assert set(rows) == {str(weak), str(fast_config)}
+    assert rows[str(fast_config)]["chosen"] and not rows[str(weak)]["chosen"]
+    assert rows[str(fast_config)]["validation_intent_f1"] > rows[str(weak)]["validation_intent_f1"]
+    # chosen on a validation split of the training side; gated on the test set against the active model
+    assert 0 < rep["data"]["validation_examples"] < rep["data"]["train_examples"]
+    assert rep["candidate"]["config"] == str(fast_config) and rep["active"] is not None
+    sig = next(c for c in rep["decision"]["checks"] if c["name"] == "significance")
+    assert sig["values"]["n"] == rep["data"]["test_examples"]
+    assert rep["outcome"] == ("promoted" if rep["decision"]["promote"] else "rejected")
