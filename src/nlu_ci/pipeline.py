@@ -327,7 +327,8 @@ def _run_locked(settings: Settings, store: ModelStore, report: dict, stage: Stag
     report["candidate"] = reports.model_section(name, store.dir / name, candidate, config=str(config[0]))
     if active_result is not None:
         report["active"] = reports.model_section(active_name, active_dir, active_result)
-    _write_predictions(store, report, split.test, candidate, active_result, stamp)
+    tested = split.test if evaluation == "local" else platform_flow.tested_examples(candidate)  # the platform's own
+    _write_predictions(store, report, tested, candidate, active_result, stamp)
 
     with stage("decide"):
         from nlu_ci.engine.training import extracts_entities, read_config

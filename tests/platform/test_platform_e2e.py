@@ -145,6 +145,26 @@ def test_platform_evaluation_compares_the_platform_f1(run, fake, weak_model):
     assert r.json["active"]["intent_f1"] == fake.evaluations[weak]["intent_evaluation"]["f1_score"]
     assert r.json["outcome"] == "promoted", r.json["decision"]["reason"]
     assert fake.tagged() == [cand] and active_of(run.store) == cand
+    rows = [json.loads(line) for line in Path(r.json["predictions_file"]).read_text().splitlines()]
+    assert [row["text"] for row in rows] == [e["text"] for e in fake.held_out]  # the platform's test set, in order
+    answers = fake.evaluations[cand]["intent_evaluation"]["predictions"]
+    assert [row["candidate"]["intent"] for row in rows] == [p["predicted"] for p in answers]
+
+
+def test_dry_runs_and_skip(run, fake, weak_model):
+    weak = seed(run, fake, weak_model)
+    r = run(["run", "--dry-run", "--json"])
+    assert r.code == 0 and r.json["outcome"] == "dry_run", r.output
+    assert fake.uploads == [] and fake.tagged() == [weak]  # local evaluation: nothing sent
+    r = run(["run", "--dry-run", "--evaluation", "platform", "--json"])
+    assert r.code == 0 and r.json["outcome"] == "dry_run", r.output
+    assert fake.uploads == [r.json["candidate"]["model"]]  # the platform had to evaluate it: uploaded, not tagged
+    assert fake.tagged() == [weak] and active_of(run.store) == weak
+    r = run(["run", "--json"])
+    assert r.json["outcome"] == "promoted", r.output
+    r = run(["run", "--json"])
+    assert r.code == 0 and r.json["outcome"] == "skipped", r.output  # same data and config as the tagged model
+    assert len(fake.uploads) == 2
 
 
 def test_active_model_missing_from_the_store_falls_back_to_platform_evaluation(run, fake, weak_model):

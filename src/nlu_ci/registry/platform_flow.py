@@ -84,6 +84,12 @@ def evaluate_both(settings, store: ModelStore, candidate: str, active: str | Non
     return candidate_result, active_result, store.dir / active if active in store.models() else None
 
 
+def tested_examples(result: EvaluationResult) -> list[dict]:
+    """The platform's held-out examples, in its order, as far as its evaluation names them (its
+    ``predictions``): the rows of the predictions file when the platform evaluated."""
+    return [{"text": u["text"], "intent": u["intent"]} for u in result.utterances]
+
+
 def promote(settings, store: ModelStore, name: str) -> str | None:
     """Tag ``name`` on the platform, then point the local ACTIVE at it; returns the previously tagged model."""
     c = client(settings)
