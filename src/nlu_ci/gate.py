@@ -40,9 +40,13 @@ class Decision:
     promote: bool
     checks: list[Check]
     reason: str
+    policy: str | None = None  # where the policy came from: "built-in" or the policy file
 
     def to_dict(self) -> dict[str, Any]:
-        return {"promote": self.promote, "reason": self.reason, "checks": [c.to_dict() for c in self.checks]}
+        out = {"promote": self.promote, "reason": self.reason, "checks": [c.to_dict() for c in self.checks]}
+        if self.policy is not None:
+            out["policy"] = self.policy
+        return out
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -333,7 +337,7 @@ def decide(candidate, active, policy: Policy | None = None, *, predict_candidate
         gain = candidate.intent_f1 - active.intent_f1
         reason = (f"all {enabled} enabled checks passed: intent F1 {candidate.intent_f1:.4f} vs active "
                   f"{active.intent_f1:.4f} ({gain:+.4f})")
-    return Decision(not failed, checks, reason)
+    return Decision(not failed, checks, reason, policy.source)
 
 
 def format_checks(decision: Decision) -> str:

@@ -247,6 +247,7 @@ def test_decision_serialises_and_formats_as_a_table():
     cand, act, *_ = paired(b=12, c=1)
     d = gate.decide(cand, act)
     data = json.loads(json.dumps(d.to_dict()))
+    assert data["policy"] == "built-in"
     assert data["promote"] is False and {c["name"] for c in data["checks"]} == {
         "min_intent_f1", "min_improvement", "significance", "bootstrap_ci", "per_intent", "entity_f1_min",
         "entity_f1_drop", "must_pass"}

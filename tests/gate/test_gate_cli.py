@@ -51,6 +51,7 @@ def test_run_with_the_shipped_policy_and_compare_by_hand(cli, tmp_path, sample_e
     assert r2.code == 0 and r2.json["outcome"] == "promoted", r2.output
     second = r2.json["candidate"]["model"]
     checks = {c["name"]: c for c in r2.json["decision"]["checks"]}
+    assert r2.json["decision"]["policy"] == str(policy) and r1.json["decision"]["policy"] == "built-in"
     sig = checks["significance"]
     assert sig["enabled"] and sig["passed"] and {"b", "c", "p_value", "p_better", "p_worse"} <= set(sig["values"])
     assert sig["values"]["c"] > sig["values"]["b"]
