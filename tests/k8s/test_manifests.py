@@ -292,3 +292,21 @@ def test_rollout_restart_component_allows_only_its_deployment(kubeconfig, apiser
     assert kube.RESTARTED_AT in apiserver.get("deployments", NS, target)["spec"]["template"]["metadata"]["annotations"]
     with pytest.raises(RuntimeFailure, match="403"):
         s.restart_deployment("something-else")
+
+
+# ---------------------------------------------------------------------------- make deploy
+
+@pytest.mark.parametrize("image,expected", [
+    ("registry:5000/ml/nlu-ci:0.2.0", "registry:5000/ml/nlu-ci:0.2.0"),
+    ("ghcr.io/acme/nlu-ci@sha256:" + "a" * 64, "ghcr.io/acme/nlu-ci@sha256:" + "a" * 64),
+])
+def test_make_deploy_sets_the_image_on_any_overlay(image, expected):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    for overlay in TREES:
+        proc = subprocess.run(["make", "-s", "deploy-manifests", f"IMAGE={image}", f"OVERLAY={overlay}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+        (container,) = pod_spec(one(docs, "CronJob", "nlu-ci"))["containers"]
+        assert container["image"] == expected, overlay
