@@ -20,8 +20,9 @@ It is a test double only because the Rasa Platform cannot run here; it keeps the
 Fault injection per endpoint (``data``, ``upload``, ``list``, ``eval_put``, ``eval_get``, ``tag``), consumed
 in order, each ``times`` times (``None`` = forever): ``down`` (close the connection without an answer),
 ``lost`` (do the work, then close the connection without an answer), any status code (``500``, ``503``,
-``401``, ``404``, ...; ``429`` with ``retry_after``), ``timeout`` (sleep ``seconds`` before answering),
-``malformed`` (invalid JSON with a JSON content type), ``content_type`` (an HTML page).
+``401``, ``404``, ...; ``429`` with ``retry_after``; optional ``body`` and ``content_type``), ``timeout``
+(sleep ``seconds`` before answering), ``malformed`` (invalid JSON with a JSON content type),
+``content_type`` (an HTML page). ``after=True`` does the work first and then answers with the fault.
 
 Run standalone (for benchmarks): ``python tests/fakes/platform_server.py --token T --port 0`` prints the URL.
 """
@@ -60,6 +61,9 @@ class Fault:
     times: int | None = 1
     retry_after: str | None = None
     seconds: float = 0.0
+    after: bool = False  # do the work first, then answer with the fault (an answer lost or replaced)
+    body: Any = None  # with a status code: the answer's body and content type
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -126,11 +130,14 @@ class FakePlatform:
 
     # ------------------------------------------------------------ test helpers
     def inject(self, endpoint: str, kind: str | int, times: int | None = 1, retry_after: str | None = None,
-               seconds: float = 0.0) -> None:
+               seconds: float = 0.0, after: bool = False, body: Any = None,
+               content_type: str = "application/json") -> None:
         if endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; one of {ENDPOINTS}")
+        if kind == "lost":
+            kind, after = "down", True
         with self.lock:
-            self.faults[endpoint].append(Fault(kind, times, retry_after, seconds))
+            self.faults[endpoint].append(Fault(kind, times, retry_after, seconds, after, body, content_type))
 
     def clear_faults(self) -> None:
         with self.lock:
@@ -393,11 +400,9 @@ def _handler(platform: FakePlatform):
                 self.send(404 if not args else 405, {"message": f"no route {method} {urlsplit(self.path).path}"})
                 return
             fault = platform.take_fault(endpoint)
-            if fault is not None:
+            if fault is not None and not fault.after:
                 if fault.kind == "timeout":
                     time.sleep(fault.seconds)
-                elif fault.kind == "lost":
-                    pass  # handled after the work is done
                 elif self.fail(fault):
                     return
             if not platform.authorised(query, self.headers):
@@ -407,8 +412,7 @@ def _handler(platform: FakePlatform):
                 self.send(404, {"message": f"project {args[0]!r} not found"})
                 return
             status, body, ctype = getattr(self, "ep_" + endpoint)(*args[1:], body_file=body_file)
-            if fault is not None and fault.kind == "lost":
-                self.drop()
+            if fault is not None and fault.after and self.fail(fault):
                 return
             self.send(status, body, ctype)
 
@@ -422,7 +426,8 @@ def _handler(platform: FakePlatform):
                 self.send(200, b"<html><body>Login</body></html>", "text/html")
             elif isinstance(fault.kind, int):
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
-                self.send(fault.kind, {"message": f"injected {fault.kind}"}, headers=headers)
+                body = fault.body if fault.body is not None else {"message": f"injected {fault.kind}"}
+                self.send(fault.kind, body, fault.content_type, headers=headers)
             else:
                 raise ValueError(f"unknown fault {fault.kind!r}")
             return True

@@ -247,6 +247,26 @@ def test_text_report_derives_per_intent_from_predictions(client, fake, trained_m
     assert sum(r["support"] for r in result.per_intent.values()) == len(fake.held_out)
 
 
+def test_put_answered_with_text_still_polls_for_the_result(client, fake, trained_model):
+    fake.inject("eval_put", 200, after=True, body="OK", content_type="text/plain")
+    result = client.evaluate(fake.add_model(trained_model))
+    assert result.source == "platform" and result.per_intent
+    assert fake.count("eval_get") >= 1
+
+
+def test_put_answered_with_the_result_inline_needs_no_poll(client, fake, trained_model):
+    inline = {"intent_evaluation": {"f1_score": 0.25, "precision": 0.5, "accuracy": 0.75}}
+    fake.inject("eval_put", 200, after=True, body=inline)
+    result = client.evaluate(fake.add_model(trained_model))
+    assert (result.intent_f1, result.intent_precision, result.intent_accuracy) == (0.25, 0.5, 0.75)
+    assert fake.count("eval_get") == 0
+
+
+def test_vendor_json_content_type_is_json(client, fake, trained_model):
+    fake.inject("list", 200, body=[{"model": "m1", "tags": ["active"]}], content_type="application/vnd.rasa+json")
+    assert client.active_model() == "m1"
+
+
 def test_evaluation_timeout(fake, trained_model):
     c = PlatformClient(fake.url, TOKEN, eval_timeout=0.3, poll_interval=0.05, retries=1)
     fake.eval_delay = 5

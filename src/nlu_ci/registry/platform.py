@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-JSON_TYPES = ("application/json", "text/json")
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
 EVAL_PENDING = frozenset({202, 204, 404})  # after a successful PUT: not there yet
 MAX_BODY_SNIPPET = 160
@@ -209,8 +208,8 @@ class PlatformClient:
 
     def _json(self, response: requests.Response, method: str, path: str) -> Any:
         where = self.where(method, path)
-        ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype and ctype not in JSON_TYPES:
+        ctype = _content_type(response)
+        if ctype and "json" not in ctype:
             raise PlatformError(f"{where}: expected JSON, got content type {ctype!r}")
         try:
             return response.json()
@@ -224,7 +223,7 @@ class PlatformClient:
         path = self.path("data.json")
         response = self.request("GET", path, stream=True)
         where = self.where("GET", path)
-        ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        ctype = _content_type(response)
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
         tmp = dest_dir / ".data.download"
@@ -242,7 +241,7 @@ class PlatformClient:
         with open(tmp, "rb") as fh:
             head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
         looks_json = head.startswith((b"{", b"["))
-        if ctype in JSON_TYPES or (looks_json and ctype in ("", "application/octet-stream", *MARKDOWN_TYPES)):
+        if "json" in ctype or (looks_json and ctype in ("", "application/octet-stream", *MARKDOWN_TYPES)):
             try:
                 with open(tmp, encoding="utf-8") as fh:
                     json.load(fh)
@@ -355,7 +354,7 @@ class PlatformClient:
         """Ask the platform to evaluate ``model`` on its held-out data (PUT), then poll (GET) for the result."""
         path = self.path("evaluations", model)
         response = self.request("PUT", path, ok=(200, 201, 202, 204))
-        if response.status_code == 200 and response.content:
+        if response.status_code == 200 and response.content and "json" in _content_type(response):
             body = self._json(response, "PUT", path)
             if isinstance(body, dict) and "intent_evaluation" in body:
                 return parse_evaluation(body, self.where("PUT", path))
@@ -374,6 +373,10 @@ class PlatformClient:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _content_type(response: requests.Response) -> str:
+    return (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+
 
 def _safe_text(response: requests.Response) -> str:
     try:
