@@ -4,7 +4,7 @@
 # with kubernetes-validate --strict (the newest Kubernetes it knows), checkov on the rendered
 # manifests and the Dockerfile (skips are inline, each with its reason).
 #   scripts/lint.sh [--no-checkov]   VENV=.venv by default (checkov runs from .venv-checkov);
-#                                    RUFF_PATHS='src tests scripts bench' by default
+#                                    RUFF_PATHS="src tests scripts/sync_k8s.py" by default
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -15,7 +15,7 @@ trees=(k8s k8s/overlays/dev k8s/overlays/prod)
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 
 # shellcheck disable=SC2086
-echo "== ruff"; "$venv/bin/ruff" check ${RUFF_PATHS:-src tests scripts bench}
+echo "== ruff"; "$venv/bin/ruff" check ${RUFF_PATHS:-src tests scripts/sync_k8s.py}
 echo "== hadolint"; "$venv/bin/hadolint" image/Dockerfile
 echo "== kustomize copies"; "$venv/bin/python" scripts/sync_k8s.py --check
 echo "== kubectl kustomize + kubernetes-validate --strict"
