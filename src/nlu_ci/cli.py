@@ -24,7 +24,8 @@ RUN = COMMON + PLATFORM + [
     "data", "test_data", "test_fraction", "split_salt", "configs", "policy", "report", "keep_models", "dry_run",
     "evaluation", "eval_timeout", "eval_poll_interval", "pushgateway_url", "pushgateway_username", "metrics_timeout",
     "strict_metrics",
-    "kubernetes", "pod_name", "pod_namespace", "lease_name", "lease_duration", "restart_deployment",
+    "kubernetes", "pod_name", "pod_namespace", "pod_uid", "job_name", "job_uid", "lease_name", "lease_duration",
+    "restart_deployment",
 ]
 
 

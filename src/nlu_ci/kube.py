@@ -557,6 +557,11 @@ def connect(settings: Any, *, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeSession
     mode = (getattr(settings, "kubernetes", "auto") or "auto").lower()
     if mode == "off":
         return None
+    duration = getattr(settings, "lease_duration", None) or 7200
+    if int(duration) < 15:
+        raise ConfigError(f"--lease-duration / NLU_CI_LEASE_DURATION: {duration} s is too short (at least 15)")
+    if getattr(settings, "restart_deployment", None):  # a typo fails now, not after the promotion
+        parse_deployment_ref(settings.restart_deployment, "default")
     namespace = _setting(settings, "pod_namespace", "POD_NAMESPACE")
     if mode == "auto" and not in_cluster(sa_dir=sa_dir):
         log.debug("not in a Kubernetes pod: no Lease, no Events (file lock only)")
@@ -591,7 +596,7 @@ def connect(settings: Any, *, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeSession
     session = KubeSession(
         client.ApiClient(cfg), namespace=namespace or "default", identity=identity,
         lease_name=getattr(settings, "lease_name", None) or "nlu-ci",
-        lease_duration=getattr(settings, "lease_duration", None) or 7200,
+        lease_duration=duration,
         timeout=float(getattr(settings, "http_timeout", None) or 10.0),
         pod_name=pod_name, pod_uid=_setting(settings, "pod_uid", "POD_UID"),
         job_name=job_name, job_uid=_setting(settings, "job_uid", "JOB_UID"),

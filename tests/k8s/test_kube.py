@@ -355,8 +355,9 @@ def test_the_job_holds_the_lease_so_its_retry_pod_gets_it_back(kubeconfig, apise
 
 
 def test_a_held_lease_is_renewed_in_the_background(kubeconfig, apiserver):
-    s = kube.connect(settings(pod_name="pod-a", lease_duration=3))
-    assert s.renew_every == 1
+    s = kube.connect(settings(pod_name="pod-a", lease_duration=60))
+    assert s.renew_every == 20  # a third of the duration, like client-go's leader election
+    s.renew_every = 0.5
     s.acquire_lease()
     first = lease(apiserver)["spec"]["renewTime"]
     deadline = datetime.now(UTC).timestamp() + 10
@@ -384,3 +385,11 @@ def test_the_renewal_thread_notices_a_takeover(kubeconfig, apiserver):
     with pytest.raises(LockedError, match="taken over by pod-b"):
         s.renew_lease()
     assert s.release_lease() is False and lease(apiserver)["spec"]["holderIdentity"] == "pod-b"
+
+
+def test_bad_kubernetes_settings_fail_before_any_work(kubeconfig):
+    with pytest.raises(ConfigError, match="NLU_CI_LEASE_DURATION: 5 s is too short"):
+        kube.connect(settings(lease_duration=5))
+    with pytest.raises(ConfigError, match="NLU_CI_RESTART_DEPLOYMENT: 'rasa nlu' is not"):
+        kube.connect(settings(restart_deployment="rasa nlu"))
+    assert kube.connect(settings(kubernetes="off", lease_duration=5)) is None
