@@ -174,6 +174,12 @@ def check_bootstrap(pairs, why: str, policy: Policy) -> Check:
     return Check("bootstrap_ci", passed, detail, values)
 
 
+def _names(items: list[str], limit: int = 5) -> str:
+    """A short list for a one-line detail (the full list is in the check's values)."""
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
 def _unknown_to_active(intent: str, active) -> bool:
     """An intent the active model scores 0 on and never predicts on this test set: typically new in the data
     (it cannot fail the guard anyway: the candidate cannot lose F1 the active model does not have)."""
@@ -212,7 +218,7 @@ def check_per_intent(candidate, active, policy: Policy) -> Check:
     removed = sorted(set(active.per_intent or {}) - set(candidate.per_intent or {}))
     values = dict(base, failed=failed, worst=worst, new_intents=new, low_support=low_support,
                   removed_intents=removed)
-    notes = "".join(f"; {label}: {', '.join(items)}" for label, items in
+    notes = "".join(f"; {label}: {_names(items)}" for label, items in
                     (("never predicted by the active model (new?)", new), (f"support < {min_support} (not checked)", low_support),
                      ("not in the test set any more", removed)) if items)
     if failed:
@@ -301,7 +307,7 @@ def check_must_pass(policy: Policy, active, predict_candidate, predict_active) -
     if missed:
         return Check("must_pass", False,
                      f"candidate misses {len(missed)} of {len(items)}: {_describe_failure(missed[0])}"
-                     f"{' (+more)' if len(missed) > 1 else ''}{active_note}", values)
+                     f"{f' (+{len(missed) - 1} more)' if len(missed) > 1 else ''}{active_note}", values)
     return Check("must_pass", True, f"candidate gets all {len(items)} must-pass utterances right{active_note}", values)
 
 

@@ -258,3 +258,12 @@ def test_decision_serialises_and_formats_as_a_table():
     assert any(line.startswith("min_improvement") and " FAIL " in line for line in table)
     assert any(line.startswith("bootstrap_ci") and " info " in line for line in table)
     assert table[-1].startswith("decision: keep the active model")
+
+
+def test_details_stay_one_short_line_with_many_intents():
+    labels = [f"intent_{i:02d}" for i in range(40) for _ in range(3)]
+    d = gate.decide(result(labels, labels), result(labels, labels[1:] + labels[:1]))
+    check = d.check("per_intent")
+    assert len(check.values["low_support"]) == 40  # all in the values
+    assert "intent_04 (+35 more)" in check.detail and len(check.detail) < 200
+    assert all("\n" not in c.detail and len(c.detail) < 300 for c in d.checks)
