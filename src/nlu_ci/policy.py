@@ -16,9 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nlu_ci.errors import ConfigError
+from nlu_ci.yamlfile import read_yaml
 
 DIRECTIONS = ("better", "not_worse", "off")
 TESTS = ("mcnemar",)
@@ -198,25 +197,9 @@ def _entity_f1(where: str, raw: Any) -> EntityF1:
 
 
 def _read_yaml(path: Path, what: str, where: str | None = None) -> Any:
-    where = where or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: {what} not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{where}: {what} is a folder, not a file") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: {what} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read {what}: {err.strerror or err}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{at}: {getattr(err, 'problem', None) or err}") from None
+    data, _ = read_yaml(path, what, where)
     if data is None:
-        raise ConfigError(f"{path}: {what} is empty")
+        raise ConfigError(f"{where or path}: {what} is empty")
     return data
 
 

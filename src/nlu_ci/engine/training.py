@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
 from nlu_ci.errors import ConfigError, RuntimeFailure, Terminated
+from nlu_ci.yamlfile import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +20,7 @@ def read_config(path: Path | str) -> tuple[Any, str]:
     from rasa_nlu import registry
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: pipeline config not found") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read pipeline config: {err.strerror or err}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
+    raw, text = read_yaml(path, "pipeline config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a pipeline config must be a mapping with 'language' and 'pipeline'")
     pipeline = raw.get("pipeline")
