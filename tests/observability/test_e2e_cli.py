@@ -3,21 +3,15 @@ then reject, then fail. A real Prometheus scrapes the real Pushgateway; every da
 return the series and values of each run's report, and Slack (a loopback receiver) gets one message a run."""
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 import time
 from datetime import datetime
 
 from dashboard_check import check_dashboard, load_dashboard, targets, ts
-from obs_servers import ROOT
+from obs_fixtures import *  # noqa: F403 - the pytest fixtures of this folder
 from prometheus_client.parser import text_string_to_metric_families
 
-# the data helpers of tests/conftest.py (this folder's conftest.py shadows the name ``conftest``)
-_spec = importlib.util.spec_from_file_location("nlu_ci_tests_root_conftest", ROOT / "tests" / "conftest.py")
-_root = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-SAMPLE, shuffled_train_labels, write_data = _root.SAMPLE, _root.shuffled_train_labels, _root.write_data
+from conftest import SAMPLE, shuffled_train_labels, write_data
 
 PROJECT = "shop"
 

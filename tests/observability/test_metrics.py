@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from obs_fixtures import *  # noqa: F403 - the pytest fixtures of this folder
 from obs_servers import MISSING, PUSHGATEWAY_BIN, Pushgateway
 from prometheus_client.parser import text_string_to_metric_families
 from reports import finished, make_report

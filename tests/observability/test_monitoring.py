@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 from dashboard_check import check_dashboard, load_dashboard, targets
+from obs_fixtures import *  # noqa: F403 - the pytest fixtures of this folder
 from obs_servers import MONITORING, PROMTOOL_BIN
 from reports import make_report
 

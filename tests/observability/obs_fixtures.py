@@ -1,13 +1,11 @@
+"""Fixtures of the observability tests, imported by the test modules that use them (not a conftest.py: other
+suites do ``from conftest import ...``, which a second conftest module would shadow)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from obs_servers import (  # noqa: E402
+from obs_servers import (
     MISSING,
     PROMETHEUS_BIN,
     PUSHGATEWAY_BIN,
@@ -16,9 +14,7 @@ from obs_servers import (  # noqa: E402
     SlackReceiver,
 )
 
-needs_pushgateway = pytest.mark.skipif(PUSHGATEWAY_BIN is None, reason=f"prometheus-pushgateway {MISSING}")
-needs_prometheus = pytest.mark.skipif(PROMETHEUS_BIN is None or PUSHGATEWAY_BIN is None,
-                                      reason=f"prometheus / prometheus-pushgateway {MISSING}")
+__all__ = ["pushgateway", "prometheus_stack", "slack"]
 
 
 @pytest.fixture
