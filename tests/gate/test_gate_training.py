@@ -171,3 +171,16 @@ def test_compare_runs_the_same_checks_offline(lab):
     text = cmp.format_text(decision, result_a, result_b, a, b, lab.test_file)
     assert "B would NOT be promoted" in text and "per_intent" in text
     assert cmp.summary(decision, result_a, result_b, a, b, lab.test_file)["test_examples"] == len(lab.test)
+
+
+def test_shipped_must_pass_holds_for_a_model_of_the_shipped_pipeline(lab, tmp_path):
+    """policy.yml/must_pass.yml are examples people copy: a model trained with nlu_config.yml on the sample
+    data's train side gets every shipped must-pass utterance right (intents and entities)."""
+    from nlu_ci.engine.training import train
+
+    root = Path(__file__).parents[2]
+    data = dataset.load_training_data(write_data(tmp_path / "train.json", lab.train))
+    model = cmp.LoadedModel(train(root / "nlu_config.yml", data, tmp_path / "shipped"))
+    policy = load_policy(root / "policy.yml")
+    assert any(item.entities for item in policy.must_pass)
+    assert gate.must_pass_failures(policy.must_pass, model.predict([i.text for i in policy.must_pass])) == []
