@@ -85,6 +85,15 @@ def fetch_data(settings: Settings, workdir: Path) -> Path:
     return settings.data
 
 
+def fetch_source(settings: Settings, data_path: Path) -> str:
+    """Where the data came from, for the report (the platform's URL, not the temporary download)."""
+    if settings.platform_host:
+        from nlu_ci.registry import platform_flow
+
+        return platform_flow.client(settings).data_url()
+    return redact(str(data_path))
+
+
 def read_configs(settings: Settings) -> list[tuple[Path, str]]:
     from nlu_ci.engine.training import read_config
 
@@ -283,7 +292,8 @@ def _run_locked(settings: Settings, store: ModelStore, report: dict, stage: Stag
             report["warnings"].append(warning)
         fingerprint = dataset.fingerprint(data, "\n---\n".join(t for _, t in configs), split.params)
         intents = sorted({m.get("intent") for m in data.training_examples if m.get("intent")})
-        data_info = {"fingerprint": fingerprint, "source": redact(str(data_path)),
+        source = fetch_source(settings, data_path)
+        data_info = {"fingerprint": fingerprint, "source": source,
                      "examples": len(data.training_examples), "train_examples": len(split.train.training_examples),
                      "test_examples": len(split.test), "intents": intents, "split": split.params}
         report["data"] = data_info

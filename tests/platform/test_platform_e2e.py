@@ -101,6 +101,7 @@ def test_bootstrap_better_worse_status_and_rollback(run, fake):
     first = r.json["candidate"]["model"]
     assert r.json["outcome"] == "promoted" and r.json["active"] is None
     assert fake.uploads == [first] and fake.tagged() == [first] and active_of(run.store) == first
+    assert r.json["data"]["source"] == f"{fake.url}/api/projects/default/data.json"
 
     fake.data = sample_data()
     r = run(["run", "--json"])

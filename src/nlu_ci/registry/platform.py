@@ -218,6 +218,10 @@ class PlatformClient:
             raise PlatformError(f"{where}: malformed JSON in the answer ({snippet!r})") from None
 
     # ------------------------------------------------------------ data
+    def data_url(self) -> str:
+        """The training data's URL without credentials (for reports)."""
+        return redact.redact(self.host + self.path("data.json"))
+
     def download_data(self, dest_dir: str | Path) -> Path:
         """Fetch the training data into ``dest_dir`` as ``data.json`` or ``data.md`` (by content); validate it."""
         path = self.path("data.json")
