@@ -282,7 +282,11 @@ class ModelStore:
             raise StoreError(f"{self.dir / name}: not a complete model, refusing to activate it")
         before = self.active_name()
         if before and before != name:
-            atomic_write_text(self.dir / PREVIOUS, before + "\n")
+            damaged = self.verify(before)
+            if damaged:  # keep PREVIOUS on the last good model: a rollback to a damaged one could never work
+                log.warning("not recording %s as the previous model: it is damaged (%s)", before, damaged[0])
+            else:
+                atomic_write_text(self.dir / PREVIOUS, before + "\n")
         atomic_write_text(self.dir / ACTIVE, name + "\n")
         return before
 
