@@ -75,16 +75,19 @@ def message_lines(report: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     candidate, active = _section(report, "candidate"), _section(report, "active")
     if candidate or active:
-        c_f1, a_f1 = candidate.get("intent_f1"), active.get("intent_f1")
-        line = f"intent F1: candidate {_f(c_f1)} vs active {_f(a_f1)}"
-        if isinstance(c_f1, (int, float)) and isinstance(a_f1, (int, float)):
-            line += f" ({c_f1 - a_f1:+.4f})"
-        lines.append(line)
-        lines.append(f"intent accuracy: candidate {_f(candidate.get('intent_accuracy'))} "
-                     f"vs active {_f(active.get('intent_accuracy'))}")
+        def pair(key: str) -> str:
+            if not active:
+                return f"candidate {_f(candidate.get(key))} (no active model)"
+            text = f"candidate {_f(candidate.get(key))} vs active {_f(active.get(key))}"
+            c, a = candidate.get(key), active.get(key)
+            if key == "intent_f1" and isinstance(c, (int, float)) and isinstance(a, (int, float)):
+                text += f" ({c - a:+.4f})"
+            return text
+
+        lines.append(f"intent F1: {pair('intent_f1')}")
+        lines.append(f"intent accuracy: {pair('intent_accuracy')}")
         if candidate.get("entity_f1") is not None or active.get("entity_f1") is not None:
-            lines.append(f"entity F1: candidate {_f(candidate.get('entity_f1'))} "
-                         f"vs active {_f(active.get('entity_f1'))}")
+            lines.append(f"entity F1: {pair('entity_f1')}")
         if active.get("model"):
             lines.append(f"active model: {active.get('model')}")
     p = mcnemar_p_value(report)

@@ -32,6 +32,13 @@ def test_promotion_message_has_the_numbers(slack):
     assert all(b["type"] in ("section", "context") for b in blocks)
 
 
+def test_first_promotion_without_an_active_model(slack):
+    assert notify.notify(make_report("promoted", candidate=0.8, active=None, p_value=None), slack.url).sent
+    text = slack.received[0].json["text"]
+    assert "intent F1: candidate 0.8000 (no active model)" in text
+    assert "vs active" not in text and "p-value" not in text
+
+
 def test_rejection_lists_the_failed_checks(slack):
     report = make_report("rejected", candidate=0.70, active=0.88, failed_check="per_intent_max_drop")
     assert notify.notify(report, slack.url).sent
