@@ -67,7 +67,9 @@ def test_promtool_notices_a_broken_rule(tmp_path):
     """The unit tests are not vacuous: a rule with the wrong threshold fails them."""
     (tmp_path / "alerts.rules.yml").write_text(
         (MONITORING / "alerts.rules.yml").read_text().replace("> 26 * 3600", "> 28 * 3600"))
-    (tmp_path / "alerts.test.yml").write_text((MONITORING / "alerts.test.yml").read_text())
+    tests = yaml.safe_load((MONITORING / "alerts.test.yml").read_text())
+    tests["tests"] = tests["tests"][:1]  # the NluCiNoSuccessfulRun cases suffice (and keep this fast)
+    (tmp_path / "alerts.test.yml").write_text(yaml.safe_dump(tests))
     out = subprocess.run([PROMTOOL_BIN, "test", "rules", "alerts.test.yml"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "NluCiNoSuccessfulRun" in out.stdout + out.stderr
