@@ -134,3 +134,18 @@ def test_fit_temperature_finds_the_nll_minimum_of_a_grid():
 def test_expected_calibration_error():
     assert expected_calibration_error(np.array([1.0, 1.0]), np.array([1, 1])) == 0.0
     assert expected_calibration_error(np.array([0.9, 0.9]), np.array([0, 0])) == pytest.approx(0.9)
+
+
+def test_a_one_example_intent_does_not_switch_calibration_off(tmp_path):
+    from rasa_nlu.training_data import Message, TrainingData, load_data
+
+    from nlu_ci.components import LinearIntentClassifier
+    from nlu_ci.components.calibration import DEFAULT_TEMPERATURE
+
+    data = load_data(str(SAMPLE))
+    rare = Message("play some jazz music", {"intent": "play_music"})
+    clf = LinearIntentClassifier({})
+    clf.train(TrainingData(list(data.training_examples) + [rare]))
+    assert "play_music" in clf.classes
+    assert clf.temperature != DEFAULT_TEMPERATURE       # fitted on the intents that have enough examples
+    assert 1e-3 <= clf.temperature <= 10.0

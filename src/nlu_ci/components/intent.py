@@ -25,6 +25,7 @@ from rasa_nlu.components import Component
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
 from nlu_ci.components.calibration import DEFAULT_TEMPERATURE, fit_temperature, softmax
 from nlu_ci.components.ngrams import NgramFeatures
+from nlu_ci.engine.batch import PlainRanking
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class LinearIntentClassifier(Component):
         "min_df": 2,                  # drop n-grams seen in fewer training texts (1 below 8 texts)
         "max_features": None,         # cap per analyzer (None: no cap)
         "calibration_folds": 3,       # k-fold out-of-fold scores for the temperature; 0: no calibration
+        "calibration_sample": 4000,   # examples used for those folds (0: all); the temperature is 1 number
         "ranking_length": 0,          # intents in intent_ranking; 0: all of them
         "max_iter": 2000,
         "random_state": 0,
@@ -76,17 +78,33 @@ class LinearIntentClassifier(Component):
         return np.column_stack([-s, s]) if s.ndim == 1 else s
 
     def _out_of_fold_scores(self, x, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Decision scores of k-fold models on the examples each did not see, for fitting the temperature.
+
+        Uses at most ``calibration_sample`` examples (a seeded random subset) and only intents with at
+        least k of them there; returns None when fewer than 2 such intents remain.
+        """
         from sklearn.model_selection import StratifiedKFold
 
-        folds = min(int(self.component_config["calibration_folds"] or 0), int(np.bincount(y).min()))
+        c = self.component_config
+        folds = int(c["calibration_folds"] or 0)
         if folds < 2:
             return None
-        scores = np.zeros((len(y), len(self.classes)))
-        split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.component_config["random_state"])
-        for train_idx, held_idx in split.split(np.zeros(len(y)), y):
-            svm = self._svm().fit(x[train_idx], y[train_idx])
-            scores[held_idx] = self._scores(svm, x[held_idx])
-        return scores, y
+        rng = np.random.default_rng(c["random_state"])
+        pick = rng.permutation(len(y))[: int(c["calibration_sample"] or 0) or len(y)]
+        counts = np.bincount(y[pick], minlength=len(self.classes))
+        pick = np.sort(pick[counts[y[pick]] >= folds])
+        kept = np.flatnonzero(counts >= folds)
+        if len(kept) < 2:
+            return None
+        remap = np.full(len(self.classes), -1)
+        remap[kept] = np.arange(len(kept))
+        xs, ys = x[pick], remap[y[pick]]
+        scores = np.zeros((len(ys), len(kept)))
+        split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=c["random_state"])
+        for train_idx, held_idx in split.split(np.zeros(len(ys)), ys):
+            svm = self._svm().fit(xs[train_idx], ys[train_idx])
+            scores[held_idx] = self._scores(svm, xs[held_idx])
+        return scores, ys
 
     def train(self, training_data, cfg=None, **kwargs: Any) -> None:
         examples = training_data.intent_examples
@@ -131,8 +149,12 @@ class LinearIntentClassifier(Component):
         probabilities = self.predict_proba([m.text for m in messages])
         length = int(self.component_config["ranking_length"] or 0) or len(self.classes)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :length]
+        classes = self.classes
         for message, row, ranked in zip(messages, probabilities, order, strict=True):
-            ranking = [{"name": self.classes[i], "confidence": float(row[i])} for i in ranked]
+            ranked = ranked.tolist()
+            confidences = row[ranked].tolist()
+            ranking = PlainRanking({"name": classes[i], "confidence": c}
+                                   for i, c in zip(ranked, confidences, strict=True))
             message.set("intent", dict(ranking[0]), add_to_output=True)
             message.set("intent_ranking", ranking, add_to_output=True)
 

@@ -34,13 +34,21 @@ def _batch_step(component) -> Callable | None:
     return None
 
 
+class PlainRanking(list):
+    """An intent ranking whose entries are already exactly ``{"name": str, "confidence": float}``.
+
+    A component that sets one lets the batch path skip converting a full ranking entry by entry (with one
+    entry per intent, that conversion cost more than the prediction). It is a list, so every other
+    consumer sees an ordinary ranking.
+    """
+
+
 def _normalise(text: str, parsed: dict) -> dict:
-    """``normalise_parse``, with a fast path for rankings that are already plain str/float pairs
-    (a full ranking has one entry per intent, and converting each value generically dominated the time)."""
-    ranking = parsed.get("intent_ranking") or []
-    if ranking and all(type(r.get("name")) is str and type(r.get("confidence")) is float for r in ranking):
+    """``normalise_parse``, with a fast path for a ``PlainRanking``."""
+    ranking = parsed.get("intent_ranking")
+    if type(ranking) is PlainRanking and ranking:
         out = normalise_parse(text, {**parsed, "intent_ranking": []})
-        out["intent_ranking"] = [{"name": r["name"], "confidence": r["confidence"]} for r in ranking]
+        out["intent_ranking"] = list(ranking)   # the message is discarded: its entries can be shared
         return out
     return normalise_parse(text, parsed)
 
