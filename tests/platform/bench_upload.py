@@ -1,6 +1,6 @@
 """Benchmark: peak memory of the client while it zips and uploads a model of several hundred MB.
 
-Run: ``python tests/platform/bench_upload.py [--mb 400] [--naive]``
+Run: ``python tests/platform/bench_upload.py [--mb 100 --mb 400] [--naive]``
 
 A real rasa_nlu model plus one incompressible file of ``--mb`` MB is zipped and uploaded by
 ``PlatformClient.upload_model`` to the fake platform, which runs in a separate process (so only the
@@ -12,6 +12,7 @@ contrast. Goal: the streaming upload's growth stays flat (a few MB) whatever the
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -81,9 +82,17 @@ def big_model(base: Path, mb: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mb", type=int, default=400, help="size of the incompressible dummy file")
+    parser.add_argument("--mb", type=int, action="append", help="size of the incompressible dummy file (repeat)")
     parser.add_argument("--naive", action="store_true", help="also measure requests' in-memory multipart")
     args = parser.parse_args()
+    sizes = args.mb or [400]
+    logging.basicConfig(level=logging.WARNING, format="  %(message)s")
+    logging.getLogger("nlu_ci").setLevel(logging.INFO)  # the client logs zip size and upload time
+    for mb in sizes:
+        bench(mb, args.naive)
+
+
+def bench(mb: int, naive_too: bool) -> None:
 
     from nlu_ci.registry.platform import PlatformClient
     from nlu_ci.registry.zipping import zipped
@@ -91,7 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
         tmp = Path(tmp)
         (tmp / "server").mkdir()
-        model = big_model(tmp, args.mb)
+        model = big_model(tmp, mb)
         server, url = start_server(tmp / "server")
         try:
             client = PlatformClient(url, TOKEN, timeout=120, retries=1)
@@ -99,9 +108,9 @@ def main() -> None:
             with PeakRss() as rss:
                 name = client.upload_model(model, scratch_dir=tmp)
             seconds = time.perf_counter() - t0
-            print(f"streaming upload: model {args.mb} MB + rasa files, name {name}, {seconds:.1f}s (zip + upload), "
+            print(f"streaming upload: model {mb} MB + a trained rasa_nlu model, name {name}, {seconds:.1f}s (zip + upload), "
                   f"RSS baseline {rss.base / 2**20:.0f} MB, peak growth {rss.growth_mb:.1f} MB")
-            if args.naive:
+            if naive_too:
                 import requests
 
                 with zipped(model, tmp) as zip_path:
