@@ -296,3 +296,66 @@ def test_evaluation_without_report_or_predictions_still_gives_the_f1():
     r = parse_evaluation({"intent_evaluation": {"f1_score": 0.8, "precision": 0.9, "accuracy": 0.85,
                                                 "report": "text"}}, "x")
     assert (r.intent_f1, r.intent_precision, r.intent_accuracy, r.utterances, r.per_intent) == (0.8, 0.9, 0.85, [], {})
+
+
+# ---------------------------------------------------------------- every fault at every endpoint
+
+def _call(endpoint, c, fake, model, tmp_path):
+    if endpoint == "data":
+        return c.download_data(tmp_path / "dl")
+    if endpoint == "upload":
+        return c.upload_model(model)
+    if endpoint == "list":
+        return c.list_models()
+    name = fake.add_model(model, "model_x") if "model_x" not in fake.models else "model_x"
+    if endpoint in ("eval_put", "eval_get"):
+        return c.evaluate(name)
+    return c.tag(name)
+
+
+MATRIX_FAULTS = {
+    # fault: (inject kwargs, fails?, message when it fails) -- "malformed" depends on whether a body is read
+    "down-once": ({"kind": "down"}, False, None),
+    "down-always": ({"kind": "down", "times": None}, True, "gave up after 3 attempts"),
+    "500": ({"kind": 500}, True, "HTTP 500"),
+    "503-then-ok": ({"kind": 503, "times": 2}, False, None),
+    "429-retry-after": ({"kind": 429, "retry_after": "2"}, False, None),
+    "read-timeout-once": ({"kind": "timeout", "seconds": 1.0}, False, None),
+    "401": ({"kind": 401}, True, "HTTP 401"),
+    "malformed": ({"kind": "malformed", "after": True}, True, "malformed JSON"),  # work done, answer garbled
+}
+# endpoints whose success answer has no body to read: a malformed body there is not an error
+IGNORES_BODY = {"upload", "tag"}
+
+
+@pytest.mark.parametrize("fault", sorted(MATRIX_FAULTS))
+@pytest.mark.parametrize("endpoint", ["data", "upload", "list", "eval_put", "eval_get", "tag"])
+def test_fault_matrix(fake, trained_model, tmp_path, endpoint, fault):
+    kwargs, fails, message = MATRIX_FAULTS[fault]
+    if fault == "malformed" and endpoint in IGNORES_BODY:
+        fails = False
+    c = PlatformClient(fake.url, TOKEN, timeout=0.5, retries=3, eval_timeout=30, poll_interval=0.05, backoff=0.01)
+    c.slept = []
+    c._sleep = c.slept.append
+    kwargs = dict(kwargs)
+    fake.inject(endpoint, kwargs.pop("kind"), **kwargs)
+    if fails:
+        with pytest.raises(PlatformError) as err:
+            _call(endpoint, c, fake, trained_model, tmp_path)
+        assert_clean(str(err.value), message, "platform", "/api/projects/default/")
+        if fault != "malformed":
+            assert fake.tagged() == [] and fake.uploads == []
+        expected_attempts = 3 if fault == "down-always" else 1
+        assert fake.count(endpoint) == expected_attempts
+        return
+    result = _call(endpoint, c, fake, trained_model, tmp_path)
+    if endpoint == "upload":
+        assert fake.uploads == [trained_model.name]  # never twice, whatever happened to the first answer
+    elif endpoint == "tag":
+        assert fake.tagged() == ["model_x"]
+    elif endpoint.startswith("eval"):
+        assert result.source == "platform" and result.intent_f1 > 0.5
+    elif endpoint == "data":
+        assert result.name == "data.json"
+    if fault == "429-retry-after":
+        assert 2.0 <= c.slept[0] <= 2.0 + c.backoff
