@@ -22,6 +22,7 @@ in order, each ``times`` times (``None`` = forever): ``down`` (close the connect
 ``lost`` (do the work, then close the connection without an answer), any status code (``500``, ``503``,
 ``401``, ``404``, ...; ``429`` with ``retry_after``; optional ``body`` and ``content_type``), ``timeout``
 (sleep ``seconds`` before answering), ``malformed`` (invalid JSON with a JSON content type),
+``truncated`` (a 200 whose body stops midway and the connection closes),
 ``content_type`` (an HTML page). ``after=True`` does the work first and then answers with the fault.
 
 Run standalone (for benchmarks): ``python tests/fakes/platform_server.py --token T --port 0`` prints the URL.
@@ -422,6 +423,14 @@ def _handler(platform: FakePlatform):
                 self.drop()
             elif fault.kind == "malformed":
                 self.send(200, b'{"rasa_nlu_data": {"common_examples": [', "application/json")
+            elif fault.kind == "truncated":  # promises more than it sends, then hangs up
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b'{"rasa_nlu_data": {"common_examples": [')
+                self.wfile.flush()
+                self.drop()
             elif fault.kind == "content_type":
                 self.send(200, b"<html><body>Login</body></html>", "text/html")
             elif isinstance(fault.kind, int):

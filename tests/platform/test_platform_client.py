@@ -119,6 +119,21 @@ def test_dropped_connection_is_retried(client, fake):
     assert fake.count("list") == 2
 
 
+def test_download_cut_off_midway_is_retried(client, fake, tmp_path):
+    fake.inject("data", "truncated")
+    path = client.download_data(tmp_path / "dl")
+    assert json.loads(path.read_text()) == fake.data
+    assert fake.count("data") == 2
+
+
+def test_download_cut_off_every_time_fails(client, fake, tmp_path):
+    fake.inject("data", "truncated", times=None)
+    with pytest.raises(PlatformError) as err:
+        client.download_data(tmp_path / "dl")
+    assert_clean(str(err.value), "download interrupted", "gave up after 3 attempts")
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
 def test_read_timeout_is_retried(fake):
     c = PlatformClient(fake.url, TOKEN, timeout=0.3, retries=2, backoff=0.01)
     fake.inject("list", "timeout", seconds=1.0)

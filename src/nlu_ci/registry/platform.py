@@ -225,23 +225,27 @@ class PlatformClient:
     def download_data(self, dest_dir: str | Path) -> Path:
         """Fetch the training data into ``dest_dir`` as ``data.json`` or ``data.md`` (by content); validate it."""
         path = self.path("data.json")
-        response = self.request("GET", path, stream=True)
         where = self.where("GET", path)
-        ctype = _content_type(response)
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
         tmp = dest_dir / ".data.download"
-        try:
-            with open(tmp, "wb") as fh:
-                for chunk in response.iter_content(1 << 16):
-                    fh.write(chunk)
-        except requests.RequestException as err:
-            tmp.unlink(missing_ok=True)
-            raise PlatformError(f"{where}: download interrupted: {type(err).__name__}") from None
-        except OSError as err:
-            raise PlatformError(f"{where}: cannot write {tmp}: {err.strerror or err}") from None
-        finally:
-            response.close()
+
+        def fetch() -> str:  # one attempt: an answer cut off midway is retried like a failed request
+            response = self._send("GET", path, stream=True)
+            try:
+                with open(tmp, "wb") as fh:
+                    for chunk in response.iter_content(1 << 16):
+                        fh.write(chunk)
+            except requests.RequestException as err:
+                tmp.unlink(missing_ok=True)
+                raise TransientError(f"{where}: download interrupted: {type(err).__name__}") from None
+            except OSError as err:
+                raise PlatformError(f"{where}: cannot write {tmp}: {err.strerror or err}") from None
+            finally:
+                response.close()
+            return _content_type(response)
+
+        ctype = self._retrying(fetch)
         with open(tmp, "rb") as fh:
             head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
         looks_json = head.startswith((b"{", b"["))
