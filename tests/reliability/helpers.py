@@ -1,0 +1,263 @@
+"""Shared machinery of the reliability suite: real ``nlu-ci run`` subprocesses against a store, the checks
+every case makes (exit code, outcome, one-line error, active model intact and loadable, history/report,
+metrics pushed, no secret anywhere), the store invariants, and a fake platform with one more fault kind.
+
+The real servers come from the other suites (not rewritten here): ``tests/fakes/platform_server.py``
+(Rasa Platform stand-in with fault injection) and ``tests/observability/obs_servers.py`` (Debian's
+prometheus-pushgateway, the Slack receiver).
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent
+for extra in (TESTS, TESTS / "observability"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from obs_servers import MISSING, PUSHGATEWAY_BIN, Pushgateway, SlackReceiver  # noqa: E402,F401
+
+from fakes.platform_server import FakePlatform, _handler, _Server  # noqa: E402
+
+
+def _root_conftest():
+    """tests/conftest.py under its own name (the bare name ``conftest`` is shadowed by other suites)."""
+    name = "_nlu_ci_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, TESTS / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_root = _root_conftest()
+FAST_CONFIG, SAMPLE, cli_env = _root.FAST_CONFIG, _root.SAMPLE, _root.cli_env
+load_sample, write_data, shuffled_train_labels = _root.load_sample, _root.write_data, _root.shuffled_train_labels
+
+# The suite's pipeline: the sample pipeline (regex features, CRF entities + synonyms, bag of words) with the
+# project's own LinearIntentClassifier, which trains ~10x faster than SklearnIntentClassifier's grid search
+# (the training path, rasa_nlu's Trainer and persistence, is the same; see docs/reliability.md).
+RELIABILITY_CONFIG = FAST_CONFIG.replace("SklearnIntentClassifier", "nlu_ci.components.intent.LinearIntentClassifier")
+assert RELIABILITY_CONFIG != FAST_CONFIG
+
+# the secrets every run of the suite is given; none may appear in any byte the runs print or write
+TOKEN = "tok-reliab-9c41e0d7b2a6f35e"
+PG_PASSWORD = "pgpass-reliab-55d1c0ffee77"
+SECRETS = (TOKEN, PG_PASSWORD, "xoxsecretwebhook42")  # the last one: the secret part of the Slack URL
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- fake platform + truncated answers
+
+class ReliabilityPlatform(FakePlatform):
+    """The shared fake platform plus one fault kind, ``truncated``: the request is served (the work is
+    done, e.g. the upload is stored), then the answer is cut after half its body although
+    ``Content-Length`` announced all of it, and the connection is closed (a proxy or a pod dying mid-answer)."""
+
+    def start(self, port: int = 0) -> ReliabilityPlatform:
+        base = _handler(self)
+
+        class Handler(base):
+            truncate = False
+
+            def fail(self, fault) -> bool:
+                if fault.kind == "truncated":
+                    self.truncate = True
+                    return False  # not answered: the work goes on, ``send`` cuts the answer
+                return super().fail(fault)
+
+            def send(self, status, body=None, content_type="application/json", headers=None):
+                if not self.truncate:
+                    return super().send(status, body, content_type, headers)
+                raw = body if isinstance(body, bytes) else (body or "").encode() if isinstance(body, str | None) \
+                    else json.dumps(body).encode()
+                raw = raw or b'{"model": "x"}'
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw[: len(raw) // 2])
+                self.wfile.flush()
+                self.drop()
+                self.status = f"{status} truncated"
+
+        self.server = _Server(("127.0.0.1", port), Handler)
+        import threading
+
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self._url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self
+
+
+def held_out(examples: list[dict], fraction: float = 0.2, salt: str = "nlu-ci") -> list[dict]:
+    from nlu_ci.dataset import hash_unit
+
+    return [e for e in examples if hash_unit(e["text"], salt) < fraction]
+
+
+# ---------------------------------------------------------------- one run, everything it printed or wrote
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    report: dict | None = None
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class Harness:
+    """One case: a store under ``base/models``, secrets in mounted-Secret-like files, the real CLI in a subprocess."""
+
+    base: Path
+    project: str
+    pushgateway: object | None = None
+    slack_url: str | None = None
+    config: Path | None = None
+    runs: list[Run] = field(default_factory=list)
+    extra_scan: list[Path] = field(default_factory=list)
+    received: list = field(default_factory=list)  # objects whose repr is what a fake server received
+
+    def __post_init__(self):
+        self.models = self.base / "models"
+        self.secrets = self.base / "secrets"
+        self.secrets.mkdir(parents=True, exist_ok=True)
+        (self.secrets / "token").write_text(TOKEN + "\n")
+        (self.secrets / "pg").write_text(PG_PASSWORD + "\n")
+        if self.config is None:
+            self.config = self.base / "fast_config.yml"
+            self.config.write_text(RELIABILITY_CONFIG)
+        self.report_path = self.base / "out" / "report.json"
+
+    @property
+    def store(self) -> Path:
+        return self.models / self.project
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = cli_env(self.models, NLU_CI_CONFIG=str(self.config), NLU_CI_PROJECT=self.project,
+                      NLU_CI_DATA=str(SAMPLE), NLU_CI_REPORT=str(self.report_path),
+                      RASA_API_TOKEN_FILE=str(self.secrets / "token"), NLU_CI_HTTP_TIMEOUT="1",
+                      NLU_CI_HTTP_RETRIES="3", NLU_CI_HTTP_BACKOFF="0.05", NLU_CI_EVAL_POLL_INTERVAL="0.1",
+                      NLU_CI_EVAL_TIMEOUT="30", NLU_CI_METRICS_TIMEOUT="2", OPENBLAS_NUM_THREADS="1")
+        if self.pushgateway is not None:
+            env.update(PUSHGATEWAY_URL=self.pushgateway.url, PUSHGATEWAY_USERNAME="nlu-ci",
+                       PUSHGATEWAY_PASSWORD_FILE=str(self.secrets / "pg"))
+        if self.slack_url:
+            (self.secrets / "slack").write_text(self.slack_url + "\n")
+            env["SLACK_WEBHOOK_URL_FILE"] = str(self.secrets / "slack")
+        env.update(extra)
+        return {k: v for k, v in env.items() if v is not None}
+
+    def run(self, args: list[str] | None = None, timeout: float = 180, **extra: str) -> Run:
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "nlu_ci.cli", *(args or ["run", "--json"])],
+                              env=self.env(**extra), capture_output=True, text=True, timeout=timeout, cwd=str(ROOT))
+        result = Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
+        with contextlib.suppress(ValueError):
+            result.report = json.loads(proc.stdout)
+        self.runs.append(result)
+        return result
+
+    # ------------------------------------------------------------ what every case checks
+    def active(self) -> str | None:
+        p = self.store / "ACTIVE"
+        return p.read_text().strip() or None if p.exists() else None
+
+    def pushed_outcome(self) -> dict[str, float]:
+        """``{outcome: value}`` of nlu_ci_run_outcome in this project's Pushgateway group ({} if none)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = self.pushgateway.metrics_text()
+        out = {}
+        for family in text_string_to_metric_families(text):
+            if family.name == "nlu_ci_run_outcome":
+                for s in family.samples:
+                    if s.labels.get("project") == self.project:
+                        out[s.labels["outcome"]] = s.value
+        return out
+
+    def scan_secrets(self) -> int:
+        """Every byte this case's runs printed or wrote: stdout/stderr, every file of the store and of the
+        report folder, the Pushgateway's state. Returns the number of bytes scanned."""
+        blobs: list[tuple[str, bytes]] = []
+        for i, r in enumerate(self.runs):
+            blobs += [(f"run {i} stdout", r.stdout.encode()), (f"run {i} stderr", r.stderr.encode())]
+        for root in [self.models, self.report_path.parent, *self.extra_scan]:
+            for p in sorted(root.rglob("*")) if root.exists() else []:
+                if p.is_file() and not p.is_symlink():
+                    with contextlib.suppress(OSError):
+                        blobs.append((str(p), p.read_bytes()))
+        if self.pushgateway is not None:
+            blobs.append(("pushgateway /metrics", self.pushgateway.metrics_text().encode()))
+            blobs.append(("pushgateway log", self.pushgateway.log.read_bytes()))
+        for thing in self.received:  # Slack messages (bodies, headers), the platform's request log
+            blobs.append((type(thing).__name__, repr(thing).encode()))
+        leaks = [(where, s) for where, data in blobs for s in SECRETS if s.encode() in data]
+        assert not leaks, f"secret leaked: {leaks[:5]}"
+        return sum(len(d) for _, d in blobs)
+
+
+# ---------------------------------------------------------------- store invariants
+
+def check_store_invariants(models: Path, project: str = "default", load: bool = True,
+                           damaged: set[str] = frozenset()) -> str | None:
+    """The promises of the store after anything (a crash included); returns the active model's name.
+
+    ACTIVE names a complete model (folder + nlu_ci.json) whose files match the checksums in nlu_ci.json and
+    which rasa_nlu loads and predicts with; PREVIOUS (if any) names an intact model; no model folder is a
+    partial one (except ``damaged``: folders a test broke on purpose) (nlu_ci.json is written before the rename, so a folder without it under a model name is partial);
+    every history line is a whole JSON object; last_report.json (if any) is JSON.
+    """
+    from nlu_ci.registry.store import ModelStore
+
+    store = ModelStore(models, project)
+    active = store.active_name()
+    if active is not None:
+        assert active in store.models(), f"ACTIVE names {active!r}, not a complete model: {sorted(os.listdir(store.dir))}"
+        assert store.verify(active) == [], store.verify(active)
+        if load:
+            from nlu_ci.engine.predict import load_model, predict
+
+            prediction = predict(load_model(store.dir / active), ["hello there"])[0]
+            assert prediction["intent"], prediction
+    previous = store.previous_name()
+    if previous is not None:
+        assert previous in store.models() and store.verify(previous) == [], f"PREVIOUS {previous!r} is not intact"
+    for p in store.dir.iterdir() if store.dir.is_dir() else []:
+        if p.name.startswith("model_") and p.name not in damaged:
+            assert (p / "nlu_ci.json").is_file(), f"partial model folder under a model name: {p}"
+    history = store.dir / "history.jsonl"
+    text = history.read_text(errors="replace") if history.exists() else ""
+    assert not text or text.endswith("\n"), f"{history}: last line not terminated: {text[-80:]!r}"
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            # one os.write of a whole line per entry: a SIGKILL cannot tear it (only a power cut could,
+            # and the store's reader skips such a line)
+            assert isinstance(json.loads(line), dict), f"{history}:{n}"
+    store.history()  # the reader never raises
+    last = store.dir / "last_report.json"
+    if last.exists():
+        json.loads(last.read_text())
+    return active
