@@ -73,9 +73,11 @@ def targets(rows: list[dict], over: dict) -> list[tuple[str, str, bool | None]]:
 def markdown(rows: list[dict], over: dict, meta: dict) -> str:
     lines = ["# nlu-ci benchmark", "",
              f"Run {meta['started']} on this machine ({meta['cpus']} CPUs, Python {meta['python']}), "
-             f"{meta['minutes']} min, by `make bench` (`bench/run_bench.py`). Every number below comes from "
-             "that one run; each cell is its own process. The machine is shared with other work, so timings "
-             f"carry noise (load average at the end: {', '.join(map(str, meta['load_avg_at_end']))}).", "",
+             f"{meta['minutes']} min, by `make bench` (`bench/run_bench.py`). Each row is its own process; rows "
+             "marked † were measured by an earlier, interrupted run of the same command and reused from its "
+             "journal (`var/bench/rows.jsonl`). The machine is shared with other work (other test suites ran "
+             "at the same time), so absolute timings carry noise and are pessimistic "
+             f"(load average at the end: {', '.join(map(str, meta['load_avg_at_end']))}).", "",
              "Data: **HWU64** (fold 1) by X. Liu, A. Eshghi, P. Swietojanski and V. Rieser, \"Benchmarking Natural "
              "Language Understanding Services for building Conversational Agents\", IWSDS 2019 "
              "(xliuhw/NLU-Evaluation-Data), licensed CC BY 4.0. Training sets are seeded subsamples of its "
@@ -100,7 +102,8 @@ def markdown(rows: list[dict], over: dict, meta: dict) -> str:
         if "skipped" in r:
             lines.append(f"| {label} | {r['size']:,} | skipped: {r['skipped']} | | | | | | |")
             continue
-        lines.append(f"| {label} | {r['size']:,} | {r['train_s']:.2f} | {_fmt(r.get('eval_batch_ups'), ',.0f')} | "
+        mark = " †" if r.get("reused") else ""
+        lines.append(f"| {label}{mark} | {r['size']:,} | {r['train_s']:.2f} | {_fmt(r.get('eval_batch_ups'), ',.0f')} | "
                      f"{_fmt(r.get('eval_each_ups'), ',.0f')} | {r['peak_rss_mb']:,.0f} | {_fmt(r['intent_f1'], '.4f')} | "
                      f"{_fmt(r.get('entity_f1'), '.4f')} | {_fmt(r.get('intent_ece'), '.3f')} |")
     if any(r.get("batch_equals_each") is False for r in rows):

@@ -215,16 +215,34 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _journal(journal: Path, row: dict) -> None:
+    with journal.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
 def run_matrix(files: dict[int, Path], test: Path, cap: float, plan: list[tuple[str, list[int]]],
-               config: Path) -> list[dict]:
+               config: Path, journal: Path) -> list[dict]:
+    """Measure every (pipeline, size) of ``plan``; rows already in ``journal`` (JSON lines) are reused."""
+    kept = {}
+    if journal.exists():
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            kept[(row["pipeline"], row["size"])] = row
     rows = []
     for pipeline, sizes in plan:
         done: list[tuple[int, float]] = []
         for n in sizes:
+            if (pipeline, n) in kept and "skipped" not in kept[(pipeline, n)]:
+                row = dict(kept[(pipeline, n)], reused=True)
+                log(f"{pipeline} @ {n}: reused from {journal.name}")
+                rows.append(row)
+                done.append((n, row["train_s"]))
+                continue
             guess = predicted_seconds(done, n)
             if guess is not None and guess > cap:
                 log(f"{pipeline} @ {n}: skipped, predicted {guess:.0f} s > cap {cap:.0f} s")
                 rows.append({"pipeline": pipeline, "size": n, "skipped": f"predicted {guess:.0f} s > {cap:.0f} s cap"})
+                _journal(journal, rows[-1])
                 continue
             log(f"{pipeline} @ {n}: running")
             row, wall, error = child(["one", "--pipeline", pipeline, "--train", str(files[n]), "--test", str(test),
@@ -232,12 +250,14 @@ def run_matrix(files: dict[int, Path], test: Path, cap: float, plan: list[tuple[
             if row is None:
                 log(f"{pipeline} @ {n}: {error}")
                 rows.append({"pipeline": pipeline, "size": n, "skipped": error})
+                _journal(journal, rows[-1])
                 if "cap" in (error or ""):
                     done.append((n, cap * 1.5))
                 continue
             row.update(size=n, wall_s=round(wall, 2))
             log(f"{pipeline} @ {n}: {row}")
             rows.append(row)
+            _journal(journal, row)
             done.append((n, row["train_s"]))
     return rows
 
@@ -289,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cap", type=float, default=float(os.environ.get("BENCH_CAP", 1200)),
                     help="seconds one stock-pipeline training may take [env BENCH_CAP, 1200]")
     ap.add_argument("--quick", action="store_true", help="1k and 2.5k only, no scale-up (smoke test)")
+    ap.add_argument("--report-only", action="store_true", help="write the report from rows.jsonl, measure nothing")
     ap.add_argument("--repeats", type=int, default=2, help="nlu-ci run / bare pairs for the overhead")
-    ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench", help="where generated data goes")
+    ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench",
+                    help="generated data, and rows.jsonl: finished measurements, reused by the next run "
+                         "(delete it to measure everything again)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     if args.cmd == "one":
@@ -307,12 +330,31 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     files = prepare_data(args.work, real + scaled)
     test = HWU64 / "test.json"
-    plan = [("nlu_ci_intent", real + scaled), ("nlu_ci_default", real + scaled),
-            ("classic_intent", real), ("nlu_ci_entities", [real[-1]]), ("classic_entities", [real[-1]])]
-    started = time.time()
     config = args.config.resolve()
-    rows = run_matrix(files, test, args.cap, plan, config)
-    over = overhead(files[real[-1]], test, args.repeats, config)
+    journal = args.work / "rows.jsonl"
+    # the targets first (stock pipeline, entities, real sizes, job overhead), then the scale-up
+    main_plan = [("classic_intent", real), ("nlu_ci_intent", real), ("nlu_ci_entities", [real[-1]]),
+                 ("classic_entities", [real[-1]]), ("nlu_ci_default", real)]
+    scale_plan = [("nlu_ci_intent", scaled), ("nlu_ci_default", scaled[-1:])]
+    started = time.time()
+    rows = [] if args.report_only else run_matrix(files, test, args.cap, main_plan, config, journal)
+    over_file = args.work / "overhead.json"
+    if over_file.exists():
+        over = json.loads(over_file.read_text(encoding="utf-8"))
+        log(f"overhead reused from {over_file.name}")
+    elif args.report_only:
+        over = {}
+    else:
+        over = overhead(files[real[-1]], test, args.repeats, config)
+        over_file.write_text(json.dumps(over), encoding="utf-8")
+    if not args.report_only:
+        rows += run_matrix(files, test, args.cap, scale_plan, config, journal)
+    else:
+        last = {}
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            last[(row["pipeline"], row["size"])] = row
+        rows = list(last.values())
     meta = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
             "minutes": round((time.time() - started) / 60, 1), "cap_s": args.cap, "cpus": os.cpu_count(),
             "python": platform.python_version(), "machine": platform.machine(),
