@@ -102,3 +102,14 @@ def test_no_entities_in_training_data_means_no_model_and_no_entities(tmp_path):
     _, loaded, model_dir = train_and_load(pipeline, plain, tmp_path)
     assert not list(model_dir.glob("*.crfsuite"))
     assert loaded.parse("weather in Berlin")["entities"] == []
+
+
+def test_parallel_parses_from_threads_match_sequential_ones(nlu_ci_model, sample_split):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, loaded, _ = nlu_ci_model
+    texts = [e["text"] for e in sample_split[1]] * 3
+    expected = [loaded.parse(t)["entities"] for t in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda t: loaded.parse(t)["entities"], texts))
+    assert got == expected

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 from typing import Any
 
 from rasa_nlu.extractors import EntityExtractor
@@ -71,7 +72,7 @@ class LeanCRFEntityExtractor(EntityExtractor):
             raise ValueError(f"LeanCRFEntityExtractor: tagging must be one of {SCHEMES}, "
                              f"got {self.component_config['tagging']!r}")
         self.model = model
-        self._tagger = None
+        self._local = threading.local()     # a crfsuite Tagger is not thread-safe: one per thread
 
     @classmethod
     def required_packages(cls) -> list[str]:
@@ -105,16 +106,18 @@ class LeanCRFEntityExtractor(EntityExtractor):
             trainer.train(path)
             with open(path, "rb") as fh:
                 self.model = fh.read()
-        self._tagger = None
+        self._local = threading.local()
 
     # -- prediction -----------------------------------------------------------------------------
     def _get_tagger(self):
-        if self._tagger is None and self.model:
+        tagger = getattr(self._local, "tagger", None)
+        if tagger is None and self.model:
             import pycrfsuite
 
-            self._tagger = pycrfsuite.Tagger()
-            self._tagger.open_inmemory(self.model)
-        return self._tagger
+            tagger = pycrfsuite.Tagger()
+            tagger.open_inmemory(self.model)
+            self._local.tagger = tagger
+        return tagger
 
     def extract_entities(self, message) -> list[dict[str, Any]]:
         tagger = self._get_tagger()
@@ -158,5 +161,9 @@ class LeanCRFEntityExtractor(EntityExtractor):
 
     def __getstate__(self) -> Any:
         state = super().__getstate__()
-        state.pop("_tagger", None)
+        state.pop("_local", None)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
