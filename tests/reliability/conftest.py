@@ -14,6 +14,7 @@ from .helpers import (
     SAMPLE,
     Harness,
     Pushgateway,
+    SlackBodies,
     SlackReceiver,
     load_sample,
     shuffled_train_labels,
@@ -61,19 +62,10 @@ def harness(tmp_path, pushgateway, slack, seeded_template, request):
                     slack_url=slack.url if notify else None)
         if seeded:
             shutil.copytree(seeded_template, h.store)
-        # what Slack received: bodies and headers (the URL path is the webhook itself, so it is left out)
-        h.received.append(_SlackBodies(slack))
+        h.received.append(SlackBodies(slack))
         return h
 
     return make
-
-
-class _SlackBodies:
-    def __init__(self, slack):
-        self.slack = slack
-
-    def __repr__(self) -> str:
-        return repr([(r.headers, r.body) for r in self.slack.received])
 
 
 __all__ = ["SAMPLE"]

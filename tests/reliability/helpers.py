@@ -112,6 +112,16 @@ def held_out(examples: list[dict], fraction: float = 0.2, salt: str = "nlu-ci") 
     return [e for e in examples if hash_unit(e["text"], salt) < fraction]
 
 
+class SlackBodies:
+    """What a Slack receiver got, for the secret scan: bodies and headers (the URL path is the webhook itself)."""
+
+    def __init__(self, slack):
+        self.slack = slack
+
+    def __repr__(self) -> str:
+        return repr([(r.headers, r.body) for r in self.slack.received])
+
+
 # ---------------------------------------------------------------- one run, everything it printed or wrote
 
 @dataclass

@@ -12,11 +12,15 @@ and every case checks the same promises:
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,8 @@ from .helpers import (
     TOKEN,
     Harness,
     ReliabilityPlatform,
+    SlackBodies,
+    SlackReceiver,
     check_store_invariants,
     free_port,
     held_out,
@@ -327,43 +333,83 @@ def test_the_matrix_is_big_enough():
     assert len(ALL) >= 30
 
 
-@pytest.fixture
-def fake_platform(tmp_path):
+def new_platform(workdir: Path, project: str) -> ReliabilityPlatform:
     data = load_sample()
-    platform = ReliabilityPlatform(token=TOKEN, data=data, held_out=held_out(data["rasa_nlu_data"]["common_examples"]),
-                                   workdir=tmp_path / "platform")
-    (tmp_path / "platform").mkdir()
-    platform.start()
-    yield platform
-    platform.stop()
+    workdir.mkdir(parents=True)
+    platform = ReliabilityPlatform(token=TOKEN, project=project, data=data, workdir=workdir,
+                                   held_out=held_out(data["rasa_nlu_data"]["common_examples"]))
+    return platform.start()
 
 
-@pytest.mark.parametrize("name", list(ALL))
-def test_fault(name, harness, tmp_path, request, slack):
+@dataclass
+class Done:
+    h: Harness
+    ctx: Ctx
+    run: object
+    slack: SlackReceiver
+
+
+def run_case(name: str, base: Path, pushgateway, seeded_template: Path) -> Done:
+    """Set the case up and run it (no assertions here: they are in ``test_fault``). Thread-safe: every case
+    has its own store, project (Pushgateway group), fake platform and Slack receiver."""
     case = ALL[name]
-    h: Harness = harness(seeded=case.seeded)
-    ctx = Ctx(tmp=tmp_path / "inputs", slack=slack, platform=None)
+    project = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    slack = SlackReceiver().start()
+    h = Harness(base, project, pushgateway=pushgateway, slack_url=slack.url)
+    h.received.append(SlackBodies(slack))
+    if case.seeded:
+        shutil.copytree(seeded_template, h.store)
+    ctx = Ctx(tmp=base / "inputs", slack=slack, platform=None, before=h.active())
     ctx.tmp.mkdir()
     extra: dict = {}
-    before = h.active()
-    ctx["before"] = before
     if case.platform:
-        fake = request.getfixturevalue("fake_platform")
-        fake.project = h.project
-        ctx["platform"] = fake
+        fake = ctx["platform"] = new_platform(base / "platform", project)
         h.extra_scan.append(fake.workdir)
         h.received.append(fake.requests)
-        if before:
-            fake.add_model(h.store / before, before, tags=("active",))
+        if ctx.before:
+            fake.add_model(h.store / ctx.before, ctx.before, tags=("active",))
         for endpoint, kind, kw in case.faults:
             fake.inject(endpoint, kind, **kw)
         extra["RASA_PLATFORM_HOST"] = fake.url
     if case.setup:
         extra.update(case.setup(h, ctx) or {})
-    slack_before = len(slack.received)
     history = h.store / "history.jsonl"
     ctx["history_lines"] = len(history.read_text().splitlines()) if history.exists() else 0
-    r = h.run(["run", "--json"], **extra)
+    return Done(h, ctx, h.run(["run", "--json"], **extra), slack)
+
+
+@pytest.fixture(scope="module")
+def matrix(request, tmp_path_factory, pushgateway, seeded_template):
+    """Runs every selected case up front, ``NLU_CI_RELIABILITY_JOBS`` (default 2) at a time: the runs are
+    separate processes on separate stores, so two cores halve the wall time; ``test_fault`` then checks each."""
+    selected = [item.callspec.params["name"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_fault" and hasattr(item, "callspec")]
+    jobs = int(os.environ.get("NLU_CI_RELIABILITY_JOBS", "2"))
+    bases = {name: tmp_path_factory.mktemp("case") for name in selected}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {name: pool.submit(run_case, name, bases[name], pushgateway, seeded_template) for name in selected}
+        done = {}
+        for name, future in futures.items():
+            try:
+                done[name] = future.result()
+            except Exception as err:  # noqa: BLE001 - reported by that case's test
+                done[name] = err
+    yield done
+    for d in done.values():
+        if isinstance(d, Done):
+            d.slack.stop()
+            if d.ctx.platform is not None:
+                d.ctx.platform.stop()
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_fault(name, matrix):
+    case = ALL[name]
+    done = matrix[name]
+    if isinstance(done, Exception):
+        raise done
+    h, ctx, r, slack = done.h, done.ctx, done.run, done.slack
+    before = ctx.before
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     assert r.code == case.code, r.output[-3000:]
     report = r.report if r.report is not None else {}
@@ -399,7 +445,7 @@ def test_fault(name, harness, tmp_path, request, slack):
         assert h.pushed_outcome().get(case.outcome) == 1.0, h.pushed_outcome()
     if ctx.get("slack_url") is None and case.outcome in ("promoted", "failed") and case.recorded \
             and name != "observability: slack 500":
-        assert len(slack.received) == slack_before + 1  # one message a run
+        assert len(slack.received) == 1  # one message a run
         assert slack.received[-1].json["text"] or slack.received[-1].json.get("blocks")
     if case.after:
         case.after(h, ctx, report)
