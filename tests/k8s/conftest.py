@@ -23,3 +23,21 @@ def kubeconfig(apiserver, tmp_path, monkeypatch):
                 "JOB_NAME", "JOB_UID", "NLU_CI_KUBERNETES"):
         monkeypatch.delenv(var, raising=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def close_sessions(monkeypatch):
+    """Stop every session's Lease renewal thread when its test ends (no renewals against dead servers)."""
+    from nlu_ci import kube
+
+    sessions = []
+    real_init = kube.KubeSession.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        sessions.append(self)
+
+    monkeypatch.setattr(kube.KubeSession, "__init__", init)
+    yield
+    for session in sessions:
+        session.close()

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -91,13 +92,23 @@ def test_dockerignore_sends_every_file_the_dockerfile_copies():
     assert not sent(".venv") and not sent(".git") and not sent("var")
 
 
-@pytest.mark.slow
-def test_install_script_builds_a_working_nlu_ci_in_a_fresh_venv(tmp_path):
-    """What the image's build stage runs (scripts/install.sh), in a new venv (~60 s)."""
-    venv = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def image_like_venv():
+    """scripts/install.sh into a fresh venv in a world-readable folder (as the image's /opt/nlu-ci)."""
+    top = Path(tempfile.mkdtemp(prefix="nlu-ci-image-", dir="/tmp"))
+    top.chmod(0o755)
+    venv = top / "opt-nlu-ci"
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), str(venv)], capture_output=True, text=True,
                           timeout=900, env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    yield venv
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_install_script_builds_a_working_nlu_ci_in_a_fresh_venv(image_like_venv):
+    """What the image's build stage runs (scripts/install.sh), in a new venv (~60-100 s)."""
+    venv = image_like_venv
     help_ = subprocess.run([str(venv / "bin" / "nlu-ci"), "--help"], capture_output=True, text=True, timeout=120)
     assert help_.returncode == 0 and "run" in help_.stdout, help_.stderr
     run_help = subprocess.run([str(venv / "bin" / "nlu-ci"), "run", "--help"], capture_output=True, text=True,
@@ -109,6 +120,38 @@ def test_install_script_builds_a_working_nlu_ci_in_a_fresh_venv(tmp_path):
     again = subprocess.run(["bash", str(ROOT / "scripts" / "install.sh"), str(venv)], capture_output=True, text=True,
                            timeout=300, env={**os.environ, "PYTHON": sys.executable})
     assert again.returncode == 0 and "installed" not in again.stdout
+
+
+@pytest.mark.slow
+def test_the_job_runs_as_the_image_user_writing_only_models_and_tmp(image_like_venv):
+    """As in the pod: uid/gid 10001, the code and config owned by root (read-only to it), a working
+    directory it cannot write, the shipped nlu_config.yml and policy.yml; only the models volume and
+    HOME/TMPDIR (the emptyDir) are writable."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv (util-linux) to run as uid 10001")
+    top = image_like_venv.parent
+    etc = top / "etc-nlu-ci"
+    etc.mkdir(exist_ok=True)
+    for name in ("nlu_config.yml", "policy.yml", "must_pass.yml"):
+        shutil.copy(ROOT / name, etc / name)
+    shutil.copy(ROOT / "data" / "sample" / "nlu.json", etc / "nlu.json")
+    models, scratch = top / "models", top / "tmp"
+    for d in (models, scratch):
+        d.mkdir(exist_ok=True)
+        os.chown(d, 10001, 10001)
+    env = {"PATH": f"{image_like_venv / 'bin'}:/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch),
+           "PYTHONDONTWRITEBYTECODE": "1", "NLU_CI_MODELS_DIR": str(models),
+           "NLU_CI_CONFIG": str(etc / "nlu_config.yml"), "NLU_CI_POLICY": str(etc / "policy.yml"),
+           "NLU_CI_KUBERNETES": "auto", "NLU_CI_DATA": str(etc / "nlu.json")}
+    cmd = [setpriv, "--reuid=10001", "--regid=10001", "--clear-groups", str(image_like_venv / "bin" / "nlu-ci"),
+           "run", "--json"]
+    proc = subprocess.run(cmd, env=env, cwd=str(etc), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["outcome"] == "promoted"
+    written = [p for p in top.rglob("*") if p.stat().st_uid == 10001 and not p.is_relative_to(models)
+               and not p.is_relative_to(scratch) and p not in (models, scratch)]
+    assert written == []
 
 
 # ---------------------------------------------------------------------------- checkov
