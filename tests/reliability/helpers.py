@@ -30,20 +30,26 @@ from obs_servers import MISSING, PUSHGATEWAY_BIN, Pushgateway, SlackReceiver  # 
 from fakes.platform_server import FakePlatform, _handler, _Server  # noqa: E402
 
 
-def _root_conftest():
-    """tests/conftest.py under its own name (the bare name ``conftest`` is shadowed by other suites)."""
-    name = "_nlu_ci_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TESTS / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+def _shared_helpers():
+    """The helpers every suite shares: ``tests/nluci_testing.py`` (older trees: tests/conftest.py, loaded under
+    its own name, since the bare name ``conftest`` is shadowed by other suites)."""
+    try:
+        import nluci_testing
+
+        return nluci_testing
+    except ImportError:
+        name = "_nlu_ci_tests_root_conftest"
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(name, TESTS / "conftest.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        return sys.modules[name]
 
 
-_root = _root_conftest()
-FAST_CONFIG, SAMPLE, cli_env = _root.FAST_CONFIG, _root.SAMPLE, _root.cli_env
-load_sample, write_data, shuffled_train_labels = _root.load_sample, _root.write_data, _root.shuffled_train_labels
+_shared = _shared_helpers()
+FAST_CONFIG, SAMPLE, cli_env = _shared.FAST_CONFIG, _shared.SAMPLE, _shared.cli_env
+load_sample, write_data, shuffled_train_labels = _shared.load_sample, _shared.write_data, _shared.shuffled_train_labels
 
 # The suite's pipeline: the sample pipeline (regex features, CRF entities + synonyms, bag of words) with the
 # project's own LinearIntentClassifier, which trains ~10x faster than SklearnIntentClassifier's grid search
