@@ -11,7 +11,7 @@ IMAGE ?= nlu-ci:$(VERSION)
 OVERLAY ?= k8s
 NAMESPACE ?= nlu-ci
 
-.PHONY: help install install-system run test test-core lint clean manifests image deploy deploy-manifests manual-run bench
+.PHONY: help install install-system run test test-core test-reliability lint clean manifests image deploy deploy-manifests manual-run bench
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test: install install-system  ## every test (real rasa_nlu training, real Pushga
 
 test-core: install  ## only the core job tests
 	$(PY) -m pytest tests/core $(PYTEST_ARGS)
+
+test-reliability: install install-system  ## fault matrix, SIGKILL crash consistency, concurrency, secrets (NLU_CI_SOAK=1: long soak)
+	$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 lint: install  ## ruff, hadolint, manifests (kustomize render, kubernetes-validate --strict, checkov)
 	@scripts/lint.sh
