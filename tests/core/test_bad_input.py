@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, load_sample, write_data
+from nluci_testing import SAMPLE, load_sample, write_data
 from nlu_ci.registry.store import ModelStore
 
 
@@ -61,7 +61,7 @@ BAD_DATA = {
 @pytest.fixture(scope="module")
 def promoted_template(tmp_path_factory, request):
     """One real promoted store per module; each test gets its own copy (training once keeps the suite fast)."""
-    from conftest import FAST_CONFIG, cli_env, run_cli
+    from nluci_testing import FAST_CONFIG, cli_env, run_cli
 
     base = tmp_path_factory.mktemp("promoted")
     cfg = base / "fast_config.yml"

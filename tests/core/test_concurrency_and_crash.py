@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import SAMPLE, cli_env, shuffled_train_labels, write_data
+from nluci_testing import SAMPLE, cli_env, shuffled_train_labels, write_data
 from nlu_ci.engine.predict import load_model, predict
 from nlu_ci.registry.store import ModelStore
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import SAMPLE, load_sample, write_data
+from nluci_testing import SAMPLE, load_sample, write_data
 from nlu_ci import dataset
 from nlu_ci.errors import DataError
 

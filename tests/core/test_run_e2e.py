@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import SAMPLE, shuffled_train_labels, write_data
+from nluci_testing import SAMPLE, shuffled_train_labels, write_data
 from nlu_ci.registry.store import ModelStore
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, SAMPLE, write_data
+from nluci_testing import ROOT, SAMPLE, write_data
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from scipy.stats import binomtest
 
-from conftest import FAST_CONFIG, load_sample, shuffled_train_labels, write_data
+from nluci_testing import FAST_CONFIG, load_sample, shuffled_train_labels, write_data
 from nlu_ci import compare as cmp
 from nlu_ci import dataset, gate
 from nlu_ci.policy import load_policy

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLE
+from nluci_testing import ROOT, SAMPLE
 from nlu_ci import policy as pol
 from nlu_ci.errors import ConfigError
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import SAMPLE
+from nluci_testing import SAMPLE
 from nlu_ci import kube
 
 from .conftest import NS

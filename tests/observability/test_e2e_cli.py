@@ -11,7 +11,7 @@ from dashboard_check import check_dashboard, load_dashboard, targets, ts
 from obs_fixtures import *  # noqa: F403 - the pytest fixtures of this folder
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import SAMPLE, shuffled_train_labels, write_data
+from nluci_testing import SAMPLE, shuffled_train_labels, write_data
 
 PROJECT = "shop"
 

@@ -6,7 +6,6 @@ The test modules import the fixtures they use from here.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -17,19 +16,7 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))  # tests/ → ``fakes``
 
 from fakes.platform_server import FakePlatform  # noqa: E402
-
-
-def _root_conftest():
-    spec = importlib.util.spec_from_file_location("_nlu_ci_tests_root_conftest", TESTS / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _root_conftest()
-FAST_CONFIG, SAMPLE, cli_env, run_cli = _root.FAST_CONFIG, _root.SAMPLE, _root.cli_env, _root.run_cli
-shuffled_train_labels = _root.shuffled_train_labels
+from nluci_testing import FAST_CONFIG, SAMPLE, cli_env, run_cli, shuffled_train_labels  # noqa: E402,F401
 
 TOKEN = "tok-3f9a1c77e2b54d08a6"
 TEST_FRACTION = 0.2
