@@ -439,8 +439,10 @@ def _finish(settings: Settings, store: ModelStore | None, report: dict, stamp: s
     """Publish, write the report and the history line. Best effort: a failure here never hides the outcome."""
     try:
         publish(settings, store, report)
-    except NluCiError as err:  # --strict-metrics
-        report.update(outcome="failed", error=redact(str(err)), exit_code=EXIT_RUNTIME)
+    except NluCiError as err:  # --strict-metrics: the run fails (exit 1) ...
+        report.update(error=redact(str(err)), exit_code=EXIT_RUNTIME)
+        if report.get("outcome") != "promoted":  # ... but a promotion that happened is never reported as not done
+            report["outcome"] = "failed"
         log.error("%s", redact(err))
     except Exception as err:  # noqa: BLE001 - publishing must never crash the job
         log.warning("publishing failed: %s", redact(err))
