@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from nluci_testing import SAMPLE, load_sample, write_data
 from nlu_ci.registry.store import ModelStore
+from nluci_testing import SAMPLE, load_sample, write_data
 
 
 def _md(tmp: Path, text: str) -> Path:

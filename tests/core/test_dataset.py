@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from nluci_testing import SAMPLE, load_sample, write_data
 from nlu_ci import dataset
 from nlu_ci.errors import DataError
+from nluci_testing import SAMPLE, load_sample, write_data
 
 MD = """## intent:greet
 - hello

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nluci_testing import SAMPLE, shuffled_train_labels, write_data
 from nlu_ci.registry.store import ModelStore
+from nluci_testing import SAMPLE, shuffled_train_labels, write_data
 
 
 def active_of(store_dir: Path) -> str | None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nluci_testing import ROOT, SAMPLE
 from nlu_ci import policy as pol
 from nlu_ci.errors import ConfigError
+from nluci_testing import ROOT, SAMPLE
 
 
 def write(tmp_path: Path, text: str, name: str = "policy.yml") -> Path:

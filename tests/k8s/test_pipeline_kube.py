@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nluci_testing import SAMPLE
 from nlu_ci import kube
+from nluci_testing import SAMPLE
 
 from .conftest import NS
 from .fake_apiserver import deployment
