@@ -55,7 +55,6 @@ class Case:
     recorded: bool = True                   # the run can write history/report into the store
     pushed: bool = True                     # metrics reach the Pushgateway
     after: Callable[..., None] | None = None  # extra checks: (harness, ctx, report)
-    promoted_before_failing: bool = False   # the failure came after the promotion (--strict-metrics)
 
 
 class Ctx(dict):
@@ -169,6 +168,18 @@ def platform_promoted(uploads: int = 1) -> Callable[..., None]:
     return check
 
 
+def _late_upload(ctx: Ctx, report: dict) -> None:
+    """The first attempt timed out on the client's side but the server still stores it, after the retry (the
+    list check before the retry could not see it yet): the platform then has the model twice, the second
+    copy under ``<name>-1``; the tag is on the copy the job got an answer for. Known limit (docs/reliability.md)."""
+    candidate = report["candidate"]["model"]
+    deadline = time.monotonic() + 10
+    while len(ctx.platform.uploads) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the late first attempt finishes on the server
+    assert sorted(ctx.platform.uploads) == [candidate, f"{candidate}-1"], ctx.platform.uploads
+    assert ctx.platform.tagged() == [report["platform"]["uploaded"]] and report["platform"]["uploaded"] == candidate
+
+
 def retried(endpoint: str, times: int, needle: str | None = None) -> Callable[..., None]:
     def check(h: Harness, ctx: Ctx, report: dict) -> None:
         assert ctx.platform.count(endpoint) == times, [r for r in ctx.platform.requests if r["endpoint"] == endpoint]
@@ -191,8 +202,8 @@ def metrics_not_pushed(h: Harness, ctx: Ctx, report: dict) -> None:
 
 
 def _promotion_recorded(h: Harness, report: dict) -> None:
-    """--strict-metrics fails the run after the promotion (publishing is the last stage): the report says failed
-    (exit 1) but keeps the decision, and the history has the promotion line (see docs/reliability.md)."""
+    """--strict-metrics fails the run (exit 1, error set) after the promotion (publishing is the last stage); the
+    outcome stays promoted (a promotion that happened is never reported as not done), the history has it."""
     assert report["decision"]["promote"] is True
     history = [json.loads(line) for line in (h.store / "history.jsonl").read_text().splitlines()]
     assert history[-2]["event"] == "promotion" and history[-2]["model"] == report["candidate"]["model"]
@@ -248,6 +259,8 @@ PLATFORM_CASES = {
     "upload answer lost": Case(0, "promoted", None, faults=(("upload", "lost", {}),), after=platform_promoted(), **P),
     "upload answer truncated": Case(0, "promoted", None, faults=(("upload", "truncated", {}),),
                                     after=platform_promoted(), **P),
+    "upload read timeout once": Case(0, "promoted", None, faults=(("upload", "timeout", {"seconds": 2.5}),),
+                                     after=lambda h, ctx, report: _late_upload(ctx, report), **P),
     "upload 401": Case(1, "failed", "refused the API token", faults=(("upload", 401, {}),),
                        after=platform_tag_unchanged, **P),
     "tag 500": Case(1, "failed", "tags/active: HTTP 500", faults=(("tag", 500, {"times": None}),),
@@ -316,8 +329,8 @@ STORE_CASES = {
 
 OBS_CASES = {
     "pushgateway down": Case(0, "promoted", None, setup=pushgateway_down, pushed=False, after=metrics_not_pushed),
-    "pushgateway down strict": Case(1, "failed", "cannot push metrics", setup=lambda h, ctx: dict(
-        pushgateway_down(h, ctx), NLU_CI_STRICT_METRICS="true"), pushed=False, promoted_before_failing=True,
+    "pushgateway down strict": Case(1, "promoted", "cannot push metrics", setup=lambda h, ctx: dict(
+        pushgateway_down(h, ctx), NLU_CI_STRICT_METRICS="true"), pushed=False,
         after=lambda h, ctx, report: _promotion_recorded(h, report)),
     "slack down": Case(0, "promoted", None, setup=slack_at(None), after=slack_failed("unreachable")),
     "slack 500": Case(0, "promoted", None, setup=slack_at(500), after=slack_failed("HTTP 500")),
@@ -434,7 +447,7 @@ def test_fault(name, matrix):
     # the active model: unchanged unless promoted, and in any case intact and loadable
     damaged = {ctx["damaged"]} if ctx.get("damaged") else set()
     active = check_store_invariants(h.models, h.project, damaged=damaged)
-    if case.outcome == "promoted" or case.promoted_before_failing:
+    if case.outcome == "promoted":
         assert active == report["candidate"]["model"] != before
     else:
         assert active == before
