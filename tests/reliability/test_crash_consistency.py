@@ -22,8 +22,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from .helpers import (
     RELIABILITY_CONFIG,
     ROOT,
@@ -204,9 +202,3 @@ def test_sigkill_at_random_moments_keeps_the_store_consistent(tmp_path):
     assert len(killed) >= KILLS, summary
     # the kills landed all over the run (some stages last milliseconds: a kill aimed there may land in the next)
     assert {"load", "train", "evaluate"} <= set(stages) and len(stages) >= 7, summary
-
-
-@pytest.mark.soak
-@pytest.mark.skipif(os.environ.get("NLU_CI_SOAK") != "1", reason="long soak: NLU_CI_SOAK=1")
-def test_soak_marker_documents_the_long_variant():
-    assert KILLS >= 100
