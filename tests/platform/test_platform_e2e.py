@@ -247,6 +247,11 @@ def test_platform_down(run, fake, weak_model):
     assert r.json["outcome"] == "failed"
     assert "cannot connect" in r.json["error"] and "data.json" in r.json["error"]
     assert active_of(run.store) == weak
+    for command in (["status"], ["rollback"]):
+        r = run(command, RASA_PLATFORM_HOST=url, NLU_CI_HTTP_RETRIES="1")
+        assert r.code == 1, r.output
+        assert "cannot connect" in r.stderr and "/api/projects/default/models/nlu" in r.stderr
+    assert active_of(run.store) == weak
 
 
 def test_wrong_token_file(run, fake, tmp_path, weak_model):
