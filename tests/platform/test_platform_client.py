@@ -159,6 +159,15 @@ def test_server_down_is_a_connection_error_after_retries(fake):
     assert_clean(str(err.value), "cannot connect", "connection refused", "gave up after 2 attempts")
 
 
+@pytest.mark.parametrize("host,auth,expect", [("ftp://x", "query", "RASA_PLATFORM_HOST"), ("", "query", "RASA_PLATFORM_HOST"),
+                                               ("http://x", "basic", "RASA_PLATFORM_AUTH")])
+def test_bad_client_configuration_is_a_config_error(host, auth, expect):
+    from nlu_ci.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=expect):
+        PlatformClient(host, TOKEN, auth=auth)
+
+
 def test_retry_after_parsing():
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(None) is None

@@ -36,7 +36,7 @@ from requests_toolbelt import MultipartEncoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from nlu_ci import redact
-from nlu_ci.errors import DataError, PlatformError
+from nlu_ci.errors import ConfigError, DataError, PlatformError
 from nlu_ci.evaluation import EvaluationResult
 from nlu_ci.registry.zipping import zipped
 
@@ -90,9 +90,9 @@ class PlatformClient:
                  poll_interval: float = 2.0, backoff: float = 0.5, backoff_max: float = 30.0,
                  max_retry_after: float = 120.0, session: requests.Session | None = None):
         if not host or not host.startswith(("http://", "https://")):
-            raise PlatformError(f"platform host {redact.redact(host)!r} must start with http:// or https://")
+            raise ConfigError(f"RASA_PLATFORM_HOST: {redact.redact(host)!r} must start with http:// or https://")
         if auth not in ("query", "bearer"):
-            raise PlatformError(f"platform auth {auth!r} must be 'query' or 'bearer'")
+            raise ConfigError(f"RASA_PLATFORM_AUTH: {auth!r} must be 'query' or 'bearer'")
         redact.register(token)
         self.host = host.rstrip("/")
         self.token = token
