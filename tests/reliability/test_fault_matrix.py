@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -132,13 +133,21 @@ def pushgateway_down(h: Harness, ctx: Ctx) -> dict:
     return {"PUSHGATEWAY_URL": f"http://127.0.0.1:{free_port()}"}
 
 
-def slack_at(status: int | None) -> Callable[..., dict]:
+def pushgateway_hangs(h: Harness, ctx: Ctx) -> dict:
+    """A port that accepts connections (kernel backlog) and never answers: the push must time out, not hang."""
+    sock = ctx["hanging_socket"] = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    return {"PUSHGATEWAY_URL": f"http://127.0.0.1:{sock.getsockname()[1]}"}
+
+
+def slack_at(status: int | None, delay: float = 0.0) -> Callable[..., dict]:
     def setup(h: Harness, ctx: Ctx) -> dict:
         if status is None:  # nothing listens there
             url = f"http://127.0.0.1:{free_port()}/services/T0TEST/B0TEST/xoxsecretwebhook42"
             h.slack_url = ctx["slack_url"] = url
         else:
-            ctx["slack"].responses.extend([(status, "internal_error", 0.0, {})] * 2)
+            ctx["slack"].responses.extend([(status, "internal_error" if status >= 300 else "ok", delay, {})] * 2)
         return {}
     return setup
 
@@ -213,6 +222,12 @@ def slack_failed(needle: str) -> Callable[..., None]:
     def check(h: Harness, ctx: Ctx, report: dict) -> None:
         assert report["notification"]["sent"] is False and needle in report["notification"]["error"], \
             report.get("notification")
+    return check
+
+
+def finished_within(seconds: float) -> Callable[..., None]:
+    def check(h: Harness, ctx: Ctx, report: dict) -> None:
+        assert h.runs[-1].seconds < seconds, h.runs[-1].seconds
     return check
 
 
@@ -332,6 +347,10 @@ OBS_CASES = {
     "pushgateway down strict": Case(1, "promoted", "cannot push metrics", setup=lambda h, ctx: dict(
         pushgateway_down(h, ctx), NLU_CI_STRICT_METRICS="true"), pushed=False,
         after=lambda h, ctx, report: _promotion_recorded(h, report)),
+    "pushgateway hangs": Case(0, "promoted", None, setup=pushgateway_hangs, pushed=False,
+                              after=both(metrics_not_pushed, finished_within(30))),
+    "slack hangs": Case(0, "promoted", None, setup=slack_at(200, delay=4.0),
+                        after=both(slack_failed("timed out"), finished_within(30))),
     "slack down": Case(0, "promoted", None, setup=slack_at(None), after=slack_failed("unreachable")),
     "slack 500": Case(0, "promoted", None, setup=slack_at(500), after=slack_failed("HTTP 500")),
     "all good (control)": Case(0, "promoted", None, after=slack_sent),
@@ -457,7 +476,7 @@ def test_fault(name, matrix):
     if case.pushed:
         assert h.pushed_outcome().get(case.outcome) == 1.0, h.pushed_outcome()
     if ctx.get("slack_url") is None and case.outcome in ("promoted", "failed") and case.recorded \
-            and name != "observability: slack 500":
+            and name not in ("observability: slack 500", "observability: slack hangs"):
         assert len(slack.received) == 1  # one message a run
         assert slack.received[-1].json["text"] or slack.received[-1].json.get("blocks")
     if case.after:
@@ -529,8 +548,6 @@ def mountpoint(tmp_path):
 
 
 def _seed_into(h: Harness, root: Path, seeded_template: Path) -> Harness:
-    import shutil
-
     h.models = root
     shutil.copytree(seeded_template, h.store)
     return h
