@@ -415,7 +415,8 @@ def matrix(request, tmp_path_factory, pushgateway, seeded_template):
     """Runs every selected case up front, ``NLU_CI_RELIABILITY_JOBS`` (default 2) at a time: the runs are
     separate processes on separate stores, so two cores halve the wall time; ``test_fault`` then checks each."""
     selected = [item.callspec.params["name"] for item in request.session.items
-                if getattr(item, "originalname", None) == "test_fault" and hasattr(item, "callspec")]
+                if getattr(item, "originalname", None) == "test_fault" and hasattr(item, "callspec")
+                and getattr(item, "module", None) is request.module]  # tests/platform has a test_fault too
     jobs = int(os.environ.get("NLU_CI_RELIABILITY_JOBS", "2"))
     bases = {name: tmp_path_factory.mktemp("case") for name in selected}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
