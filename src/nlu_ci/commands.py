@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from nlu_ci import report as reports
 from nlu_ci.errors import EXIT_OK, ConfigError, StoreError
@@ -113,19 +112,12 @@ def rollback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from nlu_ci import dataset
+    from nlu_ci.compare import load_test_examples, resolve_model
     from nlu_ci.evaluation import format_table
     from nlu_ci.pipeline import evaluate_model
 
-    store = ModelStore(settings.models_dir, settings.project)
-    path = Path(args.model)
-    if not path.is_dir():
-        path = store.path(args.model)
-    if not path.is_dir():
-        raise ConfigError(f"evaluate: model {args.model!r} is neither a folder nor a model in {store.dir}")
-    data = dataset.load_training_data_for_test(args.eval_data)
-    test = [dataset.example_dict(m) for m in data.training_examples if m.get("intent")]
-    dataset.validate_test_examples(test, args.eval_data)
+    path = resolve_model(settings, args.model, "evaluate")
+    test = load_test_examples(args.eval_data)
     result = evaluate_model(path, test)
     out = dict(result.summary(), model=str(path), test_examples=len(test))
     _emit(settings, out, format_table(result, f"{path} on {args.eval_data} ({len(test)} examples)"))

@@ -81,7 +81,7 @@ def format_text(decision: gate.Decision, result_a: EvaluationResult, result_b: E
     return "\n".join(lines)
 
 
-def resolve_model(settings, name: str) -> Path:
+def resolve_model(settings, name: str, command: str = "compare") -> Path:
     """A model folder path, or the name of a model in the store (``--models-dir``/``--project``)."""
     path = Path(name)
     if path.is_dir():
@@ -94,7 +94,7 @@ def resolve_model(settings, name: str) -> Path:
     except StoreError:  # a name the store refuses (a path that does not exist) is not a stored model
         path = None
     if path is None or not path.is_dir():
-        raise ConfigError(f"compare: model {name!r} is neither a folder nor a model in {store.dir}")
+        raise ConfigError(f"{command}: model {name!r} is neither a folder nor a model in {store.dir}")
     return path
 
 
