@@ -9,25 +9,14 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from nlu_ci import __version__, redact
 from nlu_ci import settings as settings_mod
+from nlu_ci.commands import COMMANDS
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, NluCiError
 
 log = logging.getLogger("nlu_ci")
-
-COMMON = ["models_dir", "project", "output", "log_level", "log_format"]
-PLATFORM = ["platform_host", "platform_tag", "platform_auth", "http_timeout", "http_retries", "http_backoff"]
-RUN = COMMON + PLATFORM + [
-    "data", "test_data", "test_fraction", "split_salt", "configs", "policy", "report", "keep_models", "dry_run",
-    "evaluation", "eval_timeout", "eval_poll_interval", "pushgateway_url", "pushgateway_username", "metrics_timeout",
-    "strict_metrics",
-    "kubernetes", "pod_name", "pod_namespace", "pod_uid", "job_name", "job_uid", "lease_name", "lease_duration",
-    "restart_deployment",
-]
-
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -52,37 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlu-ci", description="Continuous training for Rasa NLU models.")
     parser.add_argument("--version", action="version", version=f"nlu-ci {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("run", help="fetch data, train, evaluate against the active model, promote if it passes")
-    settings_mod.add_arguments(p, RUN)
-    p.add_argument("--json", dest="output", action="store_const", const="json", help="same as --output json")
-
-    p = sub.add_parser("status", help="the active model, its metrics, the last decisions")
-    settings_mod.add_arguments(p, COMMON + PLATFORM)
-    p.add_argument("--json", dest="output", action="store_const", const="json")
-    p.add_argument("--last", type=int, default=5, help="how many history entries to show")
-
-    p = sub.add_parser("rollback", help="re-activate the previous model, or a named one")
-    settings_mod.add_arguments(p, COMMON + PLATFORM)
-    p.add_argument("model", nargs="?", help="model name (default: the previously active model)")
-    p.add_argument("--json", dest="output", action="store_const", const="json")
-
-    p = sub.add_parser("evaluate", help="evaluate a model (store name or path) on a data file")
-    settings_mod.add_arguments(p, COMMON)
-    p.add_argument("model", help="model name in the store, or a path to a model folder")
-    p.add_argument("--data", dest="eval_data", required=True, type=Path, help="test data (Rasa NLU JSON/Markdown)")
-    p.add_argument("--json", dest="output", action="store_const", const="json")
-
-    p = sub.add_parser("compare", help="the promotion gate offline: would MODEL_B replace MODEL_A? (docs/policy.md)")
-    settings_mod.add_arguments(p, COMMON + ["policy"])
-    p.add_argument("model_a", help="the active model: store name or model folder")
-    p.add_argument("model_b", help="the candidate model: store name or model folder")
-    p.add_argument("--data", dest="eval_data", required=True, type=Path, help="test data (Rasa NLU JSON/Markdown)")
-    p.add_argument("--json", dest="output", action="store_const", const="json")
-
-    p = sub.add_parser("train", help="train a model into the store (no evaluation, no promotion)")
-    settings_mod.add_arguments(p, COMMON + ["data", "configs"])
-    p.add_argument("--json", dest="output", action="store_const", const="json")
+    for command in COMMANDS:
+        p = sub.add_parser(command.NAME, help=command.HELP)
+        settings_mod.add_arguments(p, command.SETTINGS)
+        command.add_arguments(p)
+        p.add_argument("--json", dest="output", action="store_const", const="json", help="same as --output json")
+        p.set_defaults(_command=command)
     return parser
 
 
@@ -103,10 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nlu-ci: error: {redact.redact(err)}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(settings.log_level, settings.log_format)
-    from nlu_ci import commands
-
     try:
-        return getattr(commands, args.command)(settings, args)
+        result = args._command.main(settings, args)
     except NluCiError as err:
         log.error("%s", err)
         if settings.output == "json":
@@ -115,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return EXIT_RUNTIME
+    emit(settings.output, result.data, result.text)
+    return result.exit_code
 
 
 def entrypoint() -> None:

@@ -5,7 +5,8 @@ problem in one line (never a secret: see ``nlu_ci.redact``).
 
 Exit codes (documented in the README):
   0  the run completed, whatever the outcome (promoted, rejected, skipped, locked, dry_run)
-  1  runtime failure (I/O, network, platform, training crashed, terminated)
+  1  runtime failure (I/O, network, platform, training crashed, terminated, a lost Lease), or a
+     ``rollback``/``train`` that found the store locked and did nothing
   2  bad configuration, data or usage (retrying will not help)
 """
 from __future__ import annotations
@@ -65,7 +66,9 @@ class Terminated(RuntimeFailure):
 
 
 class LockedError(NluCiError):
-    """Another run holds the store lock: not a failure, the run ends with outcome ``locked``."""
+    """Another run holds the store lock. For ``run`` not a failure: the run ends with outcome ``locked``
+    (exit 0, the CronJob is not retried in vain). A command a person typed (``rollback``, ``train``) that
+    did nothing because of it exits 1."""
 
-    exit_code = EXIT_OK
+    exit_code = EXIT_RUNTIME
     kind = "locked"

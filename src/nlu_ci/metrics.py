@@ -251,20 +251,27 @@ def read_previous(textfile: Path) -> dict[str, float | None]:
 
 
 def read_history(history_file: Path) -> dict[str, float | None]:
-    """The carried timestamps from the store's ``history.jsonl`` (run lines: ``outcome`` + ``finished_at``;
-    promotion lines: ``event: promotion`` + ``at``), so they survive a lost or damaged ``metrics.prom``."""
-    found: dict[str, float | None] = {"last_success": None, "last_promotion": None}
+    """The carried timestamps from the store's ``history.jsonl`` (see ``history_timestamps``)."""
     try:
         lines = Path(history_file).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         if not isinstance(err, FileNotFoundError):
             log.warning("ignoring unreadable %s: %s", history_file, redact(err))
-        return found
+        return {"last_success": None, "last_promotion": None}
+    entries = []
     for line in lines:
         try:
-            entry = json.loads(line)
+            entries.append(json.loads(line))
         except ValueError:
             continue
+    return history_timestamps(entries)
+
+
+def history_timestamps(entries: list[Any]) -> dict[str, float | None]:
+    """The carried timestamps from history entries (run lines: ``outcome`` + ``finished_at``; promotion
+    lines: ``event: promotion`` + ``at``), so they survive a lost or damaged ``metrics.prom``."""
+    found: dict[str, float | None] = {"last_success": None, "last_promotion": None}
+    for entry in entries:
         if not isinstance(entry, dict):
             continue
         when = _timestamp(entry.get("finished_at") or entry.get("at"))
@@ -333,19 +340,20 @@ def push(registry: CollectorRegistry, project: str, url: str, *, username: str |
 
 def publish(report: Mapping[str, Any], *, store_dir: Path, pushgateway_url: str | None,
             username: str | None = None, password: str | None = None, timeout: float = 5.0,
-            strict: bool = False, previous: Mapping[str, Any] | None = None) -> PublishResult:
+            strict: bool = False, previous: Mapping[str, Any] | None = None,
+            history: list[Any] | None = None) -> PublishResult:
     """Write ``<store_dir>/metrics.prom`` (always; atomic) and push to the Pushgateway if a URL is given.
 
-    The carried timestamps come from ``previous``, the existing ``metrics.prom`` and the store's
-    ``history.jsonl`` (newest wins).
+    The carried timestamps come from ``previous``, the existing ``metrics.prom`` and the store's history
+    (``history`` entries when given, else ``history.jsonl`` read here; newest wins).
     Failures are logged as one-line warnings and reported in the result; with ``strict=True`` a failed
     push or textfile write raises ``RuntimeFailure`` (after the other one was still attempted).
     """
     store_dir = Path(store_dir)
     textfile = store_dir / TEXTFILE_NAME
     project = str(report.get("project") or "default")
-    registry = build_registry(report, _merge_previous(previous, read_previous(textfile),
-                                                      read_history(store_dir / HISTORY_NAME)))
+    carried = history_timestamps(history) if history is not None else read_history(store_dir / HISTORY_NAME)
+    registry = build_registry(report, _merge_previous(previous, read_previous(textfile), carried))
     result = PublishResult()
 
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,47 +87,8 @@ OPTIONS: list[Option] = [
 BY_NAME = {o.name: o for o in OPTIONS}
 
 
-@dataclass
-class Settings:
-    models_dir: Path = Path("var/models")
-    project: str = "default"
-    data: Path | None = None
-    test_data: Path | None = None
-    test_fraction: float = 0.2
-    split_salt: str = "nlu-ci"
-    configs: list[Path] = field(default_factory=lambda: [Path("nlu_config.yml")])
-    policy: Path | None = None
-    report: Path | None = None
-    keep_models: int = 10
-    dry_run: bool = False
-    output: str = "text"
-    log_level: str = "INFO"
-    log_format: str = "text"
-    platform_host: str | None = None
-    api_token: str | None = field(default=None, repr=False)
-    platform_tag: str = "active"
-    platform_auth: str = "query"
-    evaluation: str = "local"
-    http_timeout: float = 10.0
-    http_retries: int = 5
-    eval_timeout: float = 300.0
-    eval_poll_interval: float = 2.0
-    http_backoff: float = 0.5
-    pushgateway_url: str | None = None
-    pushgateway_username: str | None = None
-    pushgateway_password: str | None = field(default=None, repr=False)
-    metrics_timeout: float = 5.0
-    strict_metrics: bool = False
-    slack_webhook_url: str | None = field(default=None, repr=False)
-    kubernetes: str = "auto"
-    pod_name: str | None = None
-    pod_namespace: str | None = None
-    pod_uid: str | None = None
-    job_name: str | None = None
-    job_uid: str | None = None
-    lease_name: str = "nlu-ci"
-    lease_duration: int = 7200
-    restart_deployment: str | None = None
+class SettingsMethods:
+    """What every Settings object can do; its fields come from ``OPTIONS`` (one source for each default)."""
 
     @property
     def project_dir(self) -> Path:
@@ -137,7 +98,7 @@ class Settings:
     def config(self) -> Path:
         return self.configs[0]
 
-    def validate(self) -> Settings:
+    def validate(self):
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"--test-fraction / NLU_CI_TEST_FRACTION: {self.test_fraction} is not between 0 and 1")
         if self.keep_models < 2:
@@ -168,6 +129,20 @@ class Settings:
         if out.get("platform_host"):
             out["platform_host"] = redact.redact(out["platform_host"])
         return out
+
+
+def _field(option: Option) -> tuple[str, Any, Any]:
+    default = option.default
+    if isinstance(default, list):
+        return option.name, Any, field(default_factory=lambda d=default: [Path(p) for p in d])
+    if option.kind == "path" and default is not None:
+        default = Path(default)
+    return option.name, Any, field(default=default, repr=option.kind != "secret")
+
+
+Settings = make_dataclass("Settings", [_field(o) for o in OPTIONS], bases=(SettingsMethods,))
+Settings.__doc__ = "Every option of ``OPTIONS`` as a field, defaults from there. Build with ``from_namespace``."
+Settings.__module__ = __name__
 
 
 # ---------------------------------------------------------------- parsing
@@ -229,7 +204,7 @@ def env_default(option: Option, environ: dict[str, str]) -> Any:
         return value
     if option.env in environ:
         return _convert(option, environ[option.env], option.env)
-    return option.default
+    return _convert(option, option.default, option.env)
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: list[str], environ: dict[str, str] | None = None) -> None:

@@ -103,7 +103,7 @@ def test_acquire_creates_the_lease_with_microtimes(kubeconfig, apiserver):
 
 def test_times_on_a_whole_second_keep_their_fraction(kubeconfig, apiserver, monkeypatch):
     """The typed client would send isoformat() ('...:05+00:00'), which the API server refuses."""
-    monkeypatch.setattr(kube, "_now", lambda: datetime(2026, 11, 27, 0, 0, 5, tzinfo=UTC))
+    monkeypatch.setattr(kube.api, "_now", lambda: datetime(2026, 11, 27, 0, 0, 5, tzinfo=UTC))
     s = session("pod-a")
     s.acquire_lease()
     assert lease(apiserver)["spec"]["renewTime"] == "2026-11-27T00:00:05.000000Z"

@@ -5,6 +5,7 @@ variables the CronJob's downward API sets.
 """
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -107,3 +108,45 @@ def test_a_failed_restart_keeps_the_promotion_and_warns(cli, apiserver, in_clust
     assert any("rollout restart of deployment nlu-ci/rasa-nlu failed" in w for w in r.json["warnings"])
     assert [(e["type"], e["reason"]) for e in events(apiserver)] == [("Warning", "DeploymentRestartFailed"),
                                                                     ("Normal", "ModelPromoted")]
+
+
+def test_a_lease_taken_over_while_training_promotes_nothing(apiserver, in_cluster_env, monkeypatch, tmp_path):
+    """Another Job takes the Lease while this run trains (a training past NLU_CI_LEASE_DURATION, a manual run
+    that took it once it looked expired): the run checks the Lease right before promoting and promotes nothing."""
+    from nlu_ci import pipeline
+    from nlu_ci.settings import from_env
+    from nluci_testing import FAST_CONFIG
+
+    apiserver.allow(rules("k8s"))
+    config = tmp_path / "fast_config.yml"
+    config.write_text(FAST_CONFIG)
+    env = dict(in_cluster_env, NLU_CI_MODELS_DIR=str(tmp_path / "models"), NLU_CI_DATA=str(SAMPLE),
+               NLU_CI_CONFIG=str(config))
+    real_train = pipeline.train
+    taken = {}
+
+    def train_then_lose_the_lease(*args, **kwargs):
+        out = real_train(*args, **kwargs)
+        lease = apiserver.get("leases", NS, "nlu-ci")
+        assert lease["spec"]["holderIdentity"] == JOB  # held while training
+        now = kube.microtime(datetime.now(UTC))
+        lease["spec"].update(holderIdentity="nlu-ci-manual-7", acquireTime=now, renewTime=now)
+        taken["lease"] = apiserver.put("leases", lease)
+        return out
+
+    monkeypatch.setattr(pipeline, "train", train_then_lose_the_lease)
+    report = pipeline.run(from_env(env))
+    assert taken, "training never ran"
+    assert (report["outcome"], report["exit_code"]) == ("failed", 1), report
+    assert "nlu-ci-manual-7" in report["error"] and "nothing promoted" in report["error"]
+    assert report["decision"]["promote"] is True  # the gate said yes: only the lost Lease stopped it
+    store = tmp_path / "models" / "default"
+    assert not (store / "ACTIVE").exists()  # nothing promoted (this was the bootstrap run)
+    assert "promote" in report["durations"] and "retention" not in report["durations"]
+    history = [json.loads(line) for line in (store / "history.jsonl").read_text().splitlines()]
+    assert [h.get("event") for h in history] == ["run"] and history[0]["outcome"] == "failed"
+    (event,) = events(apiserver)
+    assert (event["type"], event["reason"]) == ("Warning", "RunFailed")
+    assert "nlu-ci-manual-7" in event["note"] and event["regarding"]["name"] == JOB
+    # the other Job keeps its Lease: this run does not release what is no longer its own
+    assert apiserver.get("leases", NS, "nlu-ci")["spec"]["holderIdentity"] == "nlu-ci-manual-7"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
-from nlu_ci.engine.predict import normalise_parse
+from nlu_ci.engine.parse import normalise_parse
 
 # stock rasa_nlu 0.15 components whose process(message) only reads and writes that message
 PER_MESSAGE_SAFE = frozenset({

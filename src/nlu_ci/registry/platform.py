@@ -38,6 +38,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from nlu_ci import redact
 from nlu_ci.errors import ConfigError, DataError, PlatformError
 from nlu_ci.evaluation import EvaluationResult
+from nlu_ci.registry.platform_answers import (
+    _connection_reason,
+    _content_type,
+    _safe_text,
+    _uploaded_name,
+    parse_evaluation,
+)
 from nlu_ci.registry.zipping import zipped
 
 log = logging.getLogger(__name__)
@@ -378,112 +385,3 @@ class PlatformClient:
                 raise PlatformError(f"{self.where('GET', path)}: no evaluation result within "
                                     f"{self.eval_timeout:g}s (NLU_CI_EVAL_TIMEOUT)")
             self._sleep(min(self.poll_interval, remaining))
-
-
-# ---------------------------------------------------------------- helpers
-
-def _content_type(response: requests.Response) -> str:
-    return (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-
-
-def _safe_text(response: requests.Response) -> str:
-    try:
-        return response.text[:2000]
-    except Exception:  # noqa: BLE001 - a body we cannot decode is no reason to lose the status
-        return ""
-
-
-def _connection_reason(err: requests.ConnectionError) -> str:
-    """A short reason without the URL (which may carry the token in its query)."""
-    text = str(err)
-    for known in ("Connection refused", "Connection reset by peer", "Remote end closed connection",
-                  "Name or service not known", "No route to host", "Connection aborted",
-                  "Temporary failure in name resolution", "Network is unreachable"):
-        if known.lower() in text.lower():
-            return known.lower()
-    return type(err).__name__
-
-
-def _uploaded_name(response: requests.Response) -> str | None:
-    ctype = (response.headers.get("Content-Type") or "").lower()
-    if "json" not in ctype or not response.content:
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if isinstance(body, dict):
-        for key in ("model", "name", "model_name"):
-            if isinstance(body.get(key), str) and body[key]:
-                return body[key]
-    return None
-
-
-def _number(value: Any, key: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not 0.0 <= float(value) <= 1.0:
-        raise PlatformError(f"{where}: intent_evaluation.{key} is not a number between 0 and 1 ({value!r})")
-    return float(value)
-
-
-def _per_intent(report: Any) -> dict[str, dict]:
-    """sklearn's ``classification_report(output_dict=True)`` -> {intent: {precision, recall, f1, support}}."""
-    if not isinstance(report, dict):
-        return {}
-    out = {}
-    for label, row in report.items():
-        if label in ("accuracy", "micro avg", "macro avg", "weighted avg", "samples avg") or not isinstance(row, dict):
-            continue
-        try:
-            out[str(label)] = {"precision": float(row.get("precision", 0.0)), "recall": float(row.get("recall", 0.0)),
-                               "f1": float(row.get("f1-score", row.get("f1", 0.0))),
-                               "support": int(row.get("support", 0))}
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def _utterances(predictions: Any) -> list[dict]:
-    if not isinstance(predictions, list):
-        return []
-    out = []
-    for p in predictions:
-        if not isinstance(p, dict) or not isinstance(p.get("text"), str):
-            return []  # unusable as pairs: better none than misaligned ones
-        predicted = p.get("predicted", p.get("predicted_intent"))
-        out.append({"text": p["text"], "intent": p.get("intent"), "predicted_intent": predicted,
-                    "confidence": float(p.get("confidence") or 0.0), "correct": p.get("intent") == predicted,
-                    "entities": [], "predicted_entities": []})
-    return out
-
-
-def parse_evaluation(body: dict, where: str) -> EvaluationResult:
-    """The platform's ``{"intent_evaluation": {...}}`` as an EvaluationResult (source ``platform``)."""
-    ev = body.get("intent_evaluation")
-    if not isinstance(ev, dict):
-        raise PlatformError(f"{where}: answer has no 'intent_evaluation' object")
-    for key in ("f1_score", "precision", "accuracy"):
-        if key not in ev:
-            raise PlatformError(f"{where}: intent_evaluation has no {key!r}")
-    per_intent = _per_intent(ev.get("report"))
-    utterances = _utterances(ev.get("predictions"))
-    macro = None
-    if isinstance(ev.get("report"), dict) and isinstance(ev["report"].get("macro avg"), dict):
-        macro = ev["report"]["macro avg"].get("f1-score")
-    if not per_intent and utterances:  # a text report (rasa_nlu's default): derive from the predictions
-        from nlu_ci.evaluation import evaluate
-
-        derived = evaluate([{"text": u["text"], "intent": u["intent"]} for u in utterances],
-                           [{"intent": u["predicted_intent"]} for u in utterances], with_entities=False)
-        per_intent, macro = derived.per_intent, derived.intent_macro_f1
-    if macro is None and per_intent:
-        macro = sum(r["f1"] for r in per_intent.values()) / len(per_intent)
-    return EvaluationResult(
-        intent_f1=_number(ev["f1_score"], "f1_score", where),
-        intent_precision=_number(ev["precision"], "precision", where),
-        intent_accuracy=_number(ev["accuracy"], "accuracy", where),
-        intent_macro_f1=float(macro) if macro is not None else None,
-        per_intent=per_intent,
-        utterances=utterances,
-        source="platform",
-    )

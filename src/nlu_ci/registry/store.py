@@ -98,6 +98,35 @@ def iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def verify_model_dir(model: Path) -> list[str]:
+    """Problems with a model folder against the sha256 list in its ``nlu_ci.json`` (missing folder, metadata or
+    files, checksum mismatch); [] if intact. Call it before loading anything from a folder: a replaced pickle
+    runs code on load."""
+    model = Path(model)
+    if not model.is_dir():
+        return [f"{model}: model folder missing"]
+    path = model / METADATA
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [f"{path}: model metadata missing"]
+    except (OSError, ValueError) as err:
+        return [f"{path}: unreadable model metadata: {err}"]
+    expected = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(expected, dict) or not expected:
+        return [f"{path}: lists no files"]
+    problems = []
+    for rel, digest in sorted(expected.items()):
+        p = model / str(rel)
+        if ".." in Path(str(rel)).parts or Path(str(rel)).is_absolute():
+            problems.append(f"{path}: file entry {str(rel)[:80]!r} points outside the model")
+        elif not p.is_file():
+            problems.append(f"{p}: file missing")
+        elif sha256_file(p) != digest:
+            problems.append(f"{p}: checksum mismatch")
+    return problems
+
+
 class ModelStore:
     """One project's models on a filesystem (the PVC)."""
 
@@ -242,23 +271,7 @@ class ModelStore:
 
     def verify(self, name: str) -> list[str]:
         """Problems with a stored model (missing folder/metadata/files, checksum mismatch); [] if intact."""
-        model = self.dir / name
-        if not model.is_dir():
-            return [f"{model}: model folder missing"]
-        try:
-            expected = self.metadata(name).get("files") or {}
-        except StoreError as err:
-            return [str(err)]
-        problems = []
-        for rel, digest in sorted(expected.items()):
-            p = model / rel
-            if not p.is_file():
-                problems.append(f"{p}: file missing")
-            elif sha256_file(p) != digest:
-                problems.append(f"{p}: checksum mismatch")
-        if not expected:
-            problems.append(f"{model / METADATA}: lists no files")
-        return problems
+        return verify_model_dir(self.dir / name)
 
     # ------------------------------------------------------------ pointers
     def _read_pointer(self, file: str) -> str | None:
@@ -329,6 +342,17 @@ class ModelStore:
         path = reports / f"{stamp}.json"
         atomic_write_text(path, text)
         atomic_write_text(self.dir / "last_report.json", text)
+        return path
+
+    def write_predictions(self, stamp: str, rows: list[dict[str, Any]]) -> Path:
+        """A run's per-utterance predictions as ``reports/<stamp>.predictions.jsonl`` (one JSON line each)."""
+        path = self.dir / "reports" / f"{stamp}.predictions.jsonl"
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                for row in rows:
+                    fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        except OSError as err:
+            raise StoreError(f"cannot write predictions {path}: {_oserror(err)}") from None
         return path
 
     def last_report(self) -> dict[str, Any] | None:

@@ -1,0 +1,18 @@
+"""The CLI's commands, one module each: ``NAME``, ``HELP``, ``SETTINGS`` (the settings it takes as flags),
+``add_arguments(parser)`` and ``main(settings, args) -> Result``. They return data; only ``cli`` prints.
+
+Adding a command: one module and one line in ``COMMANDS``.
+"""
+from nlu_ci.commands import compare, evaluate, rollback, run, status, train
+from nlu_ci.commands.result import Result
+
+COMMANDS = [
+    run,
+    status,
+    rollback,
+    evaluate,
+    compare,
+    train,
+]
+
+__all__ = ["COMMANDS", "Result"]

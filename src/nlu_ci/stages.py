@@ -1,0 +1,52 @@
+"""Stage timing and the signal that stops a run: small helpers of the pipeline with no knowledge of its order."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+
+class Stages:
+    """Times each stage, logs it, and records the durations into the report."""
+
+    def __init__(self, durations: dict[str, float]):
+        self.durations = durations
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        log.info("stage %s: started", name)
+        try:
+            yield
+        finally:
+            seconds = time.perf_counter() - t0
+            self.durations[name] = round(self.durations.get(name, 0.0) + seconds, 3)
+            log.info("stage %s: %.2fs", name, seconds)
+
+
+class TerminationRequested(BaseException):
+    """Raised by the SIGTERM handler. A BaseException on purpose: libraries that catch ``Exception``
+    (scikit-learn's grid search records failed fits and goes on) cannot swallow it."""
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Kubernetes stops a pod with SIGTERM: stop at once, clean up, report ``failed`` (exit 1)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise TerminationRequested(f"received {signal.Signals(signum).name}: run stopped")
+
+    before = {s: signal.signal(s, handler) for s in (signal.SIGTERM,)}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
