@@ -29,7 +29,7 @@ from nlu_ci.registry.base import Registry
 from nlu_ci.registry.store import iso, now_utc
 from nlu_ci.runlock import RunLock
 from nlu_ci.settings import Settings
-from nlu_ci.stages import Stages, TerminationRequested, sigterm_raises
+from nlu_ci.stages import Stages, TerminationRequested, signals_deferred, sigterm_raises
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ VALIDATION_SALT_SUFFIX = ":validation"
 
 # ---------------------------------------------------------------- stage helpers (one job each)
 
-def read_configs(settings: Settings) -> list[tuple[Path, str]]:
-    return [(Path(p), read_config(p)[1]) for p in settings.configs]
+def read_configs(settings: Settings) -> list[tuple[Path, str, Any]]:
+    """(path, text, parsed config) of each ``--config``: read and checked once, before anything is trained."""
+    return [(Path(p), *read_config(p)[::-1]) for p in settings.configs]
 
 
 def split_data(settings: Settings, data, where: Path) -> dataset.Split:
@@ -48,8 +49,8 @@ def split_data(settings: Settings, data, where: Path) -> dataset.Split:
     return dataset.hash_split(data, settings.test_fraction, settings.split_salt, where)
 
 
-def select_config(configs: list[tuple[Path, str]], train_data, settings: Settings, scratch: Path,
-                  report: dict) -> tuple[Path, str]:
+def select_config(configs: list[tuple[Path, str, Any]], train_data, settings: Settings, scratch: Path,
+                  report: dict) -> tuple[Path, str, Any]:
     """With several configs: train each on a validation split carved from the TRAINING data (never the test set)
     and pick the best intent F1 (ties: the first listed). One config: nothing to do."""
     if len(configs) == 1:
@@ -57,9 +58,9 @@ def select_config(configs: list[tuple[Path, str]], train_data, settings: Setting
     inner = dataset.hash_split(train_data, settings.test_fraction, settings.split_salt + VALIDATION_SALT_SUFFIX,
                                "training data (validation split)")
     rows, best = [], None
-    for i, (path, _text) in enumerate(configs):
+    for i, (path, _text, cfg) in enumerate(configs):
         t0 = time.perf_counter()
-        result = Model(train(path, inner.train, scratch / f"select-{i}")).evaluate(inner.test)
+        result = Model(train(path, inner.train, scratch / f"select-{i}", cfg)).evaluate(inner.test)
         row = {"config": str(path), "validation_intent_f1": result.intent_f1,
                "validation_entity_f1": result.entity_f1, "train_seconds": round(time.perf_counter() - t0, 3)}
         rows.append(row)
@@ -112,15 +113,16 @@ def run(settings: Settings) -> dict[str, Any]:
         report.update(outcome="failed", error=message, exit_code=EXIT_RUNTIME)
         log.exception("%s", message)
     finally:
-        held = lock is not None and lock.held
-        if held:
-            registry.store.discard(staged)
-            registry.store.clean_incoming(quiet=True)  # whatever a failed stage left half-written
-        report["durations"]["total"] = round(time.perf_counter() - t0, 3)
-        report["finished_at"] = iso(now_utc())
-        _finish(settings, registry, held, report, stamp, lock.kube if lock is not None else None)
-        if lock is not None:
-            lock.release()
+        with signals_deferred(report["warnings"]):  # a stop signal now must not lose the run's record
+            held = lock is not None and lock.held
+            if held:
+                registry.store.discard(staged)
+                registry.store.clean_incoming(quiet=True)  # whatever a failed stage left half-written
+            report["durations"]["total"] = round(time.perf_counter() - t0, 3)
+            report["finished_at"] = iso(now_utc())
+            _finish(settings, registry, held, report, stamp, lock.kube if lock is not None else None)
+            if lock is not None:
+                lock.release()
     return report
 
 
@@ -138,7 +140,7 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
         for warning in split.warnings:
             log.warning("%s", warning)
             report["warnings"].append(warning)
-        fingerprint = dataset.fingerprint(data, "\n---\n".join(t for _, t in configs), split.params)
+        fingerprint = dataset.fingerprint(data, "\n---\n".join(t for _, t, _ in configs), split.params)
         intents = sorted({m.get("intent") for m in data.training_examples if m.get("intent")})
         data_info = {"fingerprint": fingerprint, "source": source,
                      "examples": len(data.training_examples), "train_examples": len(split.train.training_examples),
@@ -147,7 +149,7 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
 
     active_name = registry.active()
     active_meta = _active_metadata(registry, active_name, report)
-    if active_meta and active_meta.get("fingerprint") == fingerprint:
+    if active_meta and active_meta.get("fingerprint") == fingerprint and _intact(registry, active_name, report):
         report["active"] = dict(reports.model_section(active_name, store.dir / active_name),
                                 **{k: v for k, v in (active_meta.get("metrics") or {}).items()})
         report.update(outcome="skipped", exit_code=EXIT_OK)
@@ -165,7 +167,7 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
     with stage("train"):
         config = select_config(configs, split.train, settings, tmp, report)
         t_train = time.perf_counter()
-        train(config[0], split.train, staged)
+        train(config[0], split.train, staged, config[2])
         train_seconds = time.perf_counter() - t_train
     if registry.uploads_candidates:
         with stage("upload"):
@@ -184,7 +186,7 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
         log.info("decision: %s — %s", "promote" if decision.promote else "keep the active model", decision.reason)
         log.info("checks:\n%s", gate.format_checks(decision))
 
-    meta = model_metadata(settings.project, config, fingerprint, split, data_info, report["started_at"], train_seconds)
+    meta = model_metadata(settings.project, config[:2], fingerprint, split, data_info, report["started_at"], train_seconds)
     meta["metrics"] = {k: v for k, v in report["candidate"].items() if k not in ("model", "path", "config")}
     meta["decision"] = {"promote": decision.promote, "reason": decision.reason}
     if settings.dry_run:
@@ -218,6 +220,17 @@ def _active_metadata(registry: Registry, name: str | None, report: dict) -> dict
         log.warning("%s", warning)
         report["warnings"].append(warning)
         return None
+
+
+def _intact(registry: Registry, name: str, report: dict) -> bool:
+    """A damaged active model is never a reason to skip: train a replacement even when nothing changed."""
+    problems = registry.verify(name)
+    if problems:
+        warning = (f"active model {name} is damaged ({problems[0]}): training a replacement although data and "
+                   "config are unchanged")
+        log.warning("%s", warning)
+        report["warnings"].append(warning)
+    return not problems
 
 
 def _decide(policy: Policy, scored, candidate: Model) -> gate.Decision:

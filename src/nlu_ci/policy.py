@@ -159,12 +159,12 @@ def _significance(where: str, raw: Any) -> Significance:
     section = _section(where, "significance", raw, _SIGNIFICANCE)
     if section is None:
         return Significance(direction="off")
-    test = section.get("test", "mcnemar")
+    test = section.get("test", Significance.test)
     if test not in TESTS:
         raise ConfigError(f"{where}: 'significance.test' must be one of {', '.join(TESTS)}, got {test!r}")
-    alpha = _number(where, "significance.alpha", section.get("alpha", 0.05), 0.0, 1.0,
+    alpha = _number(where, "significance.alpha", section.get("alpha", Significance.alpha), 0.0, 1.0,
                     low_open=True, high_open=True)
-    direction = section.get("direction", "not_worse")
+    direction = section.get("direction", Significance.direction)
     direction = "off" if _off(direction) else direction
     if direction not in DIRECTIONS:
         raise ConfigError(f"{where}: 'significance.direction' must be one of {', '.join(DIRECTIONS)}, "
@@ -176,14 +176,14 @@ def _bootstrap(where: str, raw: Any) -> Bootstrap:
     section = _section(where, "bootstrap", raw, _BOOTSTRAP)
     if section is None:
         return Bootstrap(enabled=False, gate=False)
-    gate = section.get("gate", False)
+    gate = section.get("gate", Bootstrap.gate)
     if not isinstance(gate, bool):
         raise ConfigError(f"{where}: 'bootstrap.gate' must be true or false, got {_type_name(gate)} {gate!r}")
     return Bootstrap(
-        resamples=_integer(where, "bootstrap.resamples", section.get("resamples", 2000), 100, MAX_RESAMPLES),
-        seed=_integer(where, "bootstrap.seed", section.get("seed", 0), 0, 2**63 - 1),
+        resamples=_integer(where, "bootstrap.resamples", section.get("resamples", Bootstrap.resamples), 100, MAX_RESAMPLES),
+        seed=_integer(where, "bootstrap.seed", section.get("seed", Bootstrap.seed), 0, 2**63 - 1),
         gate=gate,
-        confidence=_number(where, "bootstrap.confidence", section.get("confidence", 0.95), 0.0, 1.0,
+        confidence=_number(where, "bootstrap.confidence", section.get("confidence", Bootstrap.confidence), 0.0, 1.0,
                            low_open=True, high_open=True),
     )
 
@@ -192,8 +192,8 @@ def _entity_f1(where: str, raw: Any) -> EntityF1:
     section = _section(where, "entity_f1", raw, _ENTITY)
     if section is None:
         return EntityF1(min=None, max_drop=None)
-    return EntityF1(min=_optional_fraction(where, "entity_f1.min", section.get("min", 0.0)),
-                    max_drop=_optional_fraction(where, "entity_f1.max_drop", section.get("max_drop", 0.05)))
+    return EntityF1(min=_optional_fraction(where, "entity_f1.min", section.get("min", EntityF1.min)),
+                    max_drop=_optional_fraction(where, "entity_f1.max_drop", section.get("max_drop", EntityF1.max_drop)))
 
 
 def _read_yaml(path: Path, what: str, where: str | None = None) -> Any:
@@ -258,7 +258,7 @@ def parse_policy(raw: Any, where: str, base_dir: Path | None = None) -> Policy:
         raise ConfigError(f"{where}: set either 'min_improvement' or 'non_inferiority_margin', not both")
     margin = _optional_fraction(where, "non_inferiority_margin", raw.get("non_inferiority_margin"))
     improvement = None if margin is not None else \
-        _optional_fraction(where, "min_improvement", raw.get("min_improvement", 0.0))
+        _optional_fraction(where, "min_improvement", raw.get("min_improvement", DEFAULT.min_improvement))
     must_pass_file, must_pass = None, ()
     if not _off(raw.get("must_pass")):
         value = raw["must_pass"]
@@ -271,13 +271,13 @@ def parse_policy(raw: Any, where: str, base_dir: Path | None = None) -> Policy:
         must_pass = load_must_pass(mp_path, where=f"{where}: must_pass: {mp_path}")
         must_pass_file = str(mp_path)
     return Policy(
-        min_intent_f1=_optional_fraction(where, "min_intent_f1", raw.get("min_intent_f1", 0.0)),
+        min_intent_f1=_optional_fraction(where, "min_intent_f1", raw.get("min_intent_f1", DEFAULT.min_intent_f1)),
         min_improvement=improvement,
         non_inferiority_margin=margin,
         significance=_significance(where, raw.get("significance", {})),
         bootstrap=_bootstrap(where, raw.get("bootstrap", {})),
-        per_intent_max_drop=_optional_fraction(where, "per_intent_max_drop", raw.get("per_intent_max_drop", 0.15)),
-        min_support=_integer(where, "min_support", raw.get("min_support", 5), 0, 10**9),
+        per_intent_max_drop=_optional_fraction(where, "per_intent_max_drop", raw.get("per_intent_max_drop", DEFAULT.per_intent_max_drop)),
+        min_support=_integer(where, "min_support", raw.get("min_support", DEFAULT.min_support), 0, 10**9),
         entity_f1=_entity_f1(where, raw.get("entity_f1", {})),
         must_pass=must_pass,
         must_pass_file=must_pass_file,

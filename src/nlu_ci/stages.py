@@ -34,19 +34,46 @@ class TerminationRequested(BaseException):
     (scikit-learn's grid search records failed fits and goes on) cannot swallow it."""
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Kubernetes stops a pod with SIGTERM: stop at once, clean up, report ``failed`` (exit 1)."""
+def _handling(handler) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum, frame):
-        raise TerminationRequested(f"received {signal.Signals(signum).name}: run stopped")
-
-    before = {s: signal.signal(s, handler) for s in (signal.SIGTERM,)}
+    before = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
         for s, h in before.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Kubernetes stops a pod with SIGTERM (a person with Ctrl-C: SIGINT): stop at once, clean up, report
+    ``failed`` (exit 1)."""
+
+    def handler(signum, frame):
+        raise TerminationRequested(f"received {signal.Signals(signum).name}: run stopped")
+
+    with _handling(handler):
+        yield
+
+
+@contextlib.contextmanager
+def signals_deferred(warnings: list[str]) -> Iterator[list[str]]:
+    """While a finished run is being recorded (metrics push, report, history line), a stop signal must not
+    lose the record: note it and go on (the record takes seconds; Kubernetes' grace period is 30 s)."""
+    received: list[str] = []
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        received.append(name)
+        message = f"received {name} while recording the run: the record was finished first"
+        log.warning("%s", message)
+        warnings.append(message)
+
+    with _handling(handler):
+        yield received

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from datetime import UTC, datetime
@@ -16,10 +17,19 @@ from .conftest import NS
 from .fake_apiserver import MICROTIME, FakeApiServer, deployment, job_pod
 
 
+DOWNWARD_API = {"pod_name": "POD_NAME", "pod_namespace": "POD_NAMESPACE", "pod_uid": "POD_UID",
+                "job_name": "JOB_NAME", "job_uid": "JOB_UID"}
+
+
 def settings(**kw):
+    """Settings as the job has them: the downward API's environment variables read into fields (as
+    ``nlu_ci.settings`` reads them), explicit keywords first."""
     base = dict(kubernetes="on", pod_name=None, pod_namespace=None, lease_name="nlu-ci", lease_duration=60,
                 http_timeout=5.0, restart_deployment=None)
     base.update(kw)
+    for name, env in DOWNWARD_API.items():
+        if base.get(name) is None:
+            base[name] = os.environ.get(env) or None
     return SimpleNamespace(**base)
 
 

@@ -256,8 +256,11 @@ def rules_for(docs, service_account: str = "nlu-ci") -> list[dict]:
 def connect(pod_name: str):
     from types import SimpleNamespace
 
+    import os
+
     return kube.connect(SimpleNamespace(kubernetes="on", pod_name=pod_name, pod_namespace=None, lease_name="nlu-ci",
-                                        lease_duration=60, http_timeout=5.0))
+                                        lease_duration=60, http_timeout=5.0, job_name=os.environ.get("JOB_NAME"),
+                                        job_uid=os.environ.get("JOB_UID"), pod_uid=None))
 
 
 def test_the_role_allows_exactly_what_the_job_does(kubeconfig, apiserver, monkeypatch):

@@ -59,11 +59,13 @@ def extracts_entities(cfg) -> bool:
     return False
 
 
-def train(config_path: Path | str, training_data, out_dir: Path) -> Path:
-    """Train on ``training_data`` (rasa_nlu TrainingData) and persist into ``out_dir`` (must not exist)."""
+def train(config_path: Path | str, training_data, out_dir: Path, cfg=None) -> Path:
+    """Train on ``training_data`` (rasa_nlu TrainingData) and persist into ``out_dir`` (must not exist).
+    ``cfg``: the config as ``read_config`` returned it, when the caller has read it already."""
     from rasa_nlu.model import Trainer
 
-    cfg, _ = read_config(config_path)
+    if cfg is None:
+        cfg, _ = read_config(config_path)
     try:
         trainer = Trainer(cfg)
     except Exception as err:
