@@ -110,43 +110,78 @@ def test_a_failed_restart_keeps_the_promotion_and_warns(cli, apiserver, in_clust
                                                                     ("Normal", "ModelPromoted")]
 
 
-def test_a_lease_taken_over_while_training_promotes_nothing(apiserver, in_cluster_env, monkeypatch, tmp_path):
+PERMISSIVE_POLICY = """min_intent_f1: 0.0
+min_improvement: off
+significance: off
+bootstrap: off
+per_intent_max_drop: off
+entity_f1: off
+"""
+
+
+@pytest.mark.parametrize("registry", ["store", "platform"])
+def test_a_lease_taken_over_while_training_promotes_nothing(registry, apiserver, in_cluster_env, monkeypatch,
+                                                            tmp_path):
     """Another Job takes the Lease while this run trains (a training past NLU_CI_LEASE_DURATION, a manual run
-    that took it once it looked expired): the run checks the Lease right before promoting and promotes nothing."""
+    that took it once it looked expired): the run checks the Lease right before promoting and promotes nothing:
+    ACTIVE (and with a platform, the tag) stays on the model promoted before."""
+    from fakes.platform_server import FakePlatform
+
     from nlu_ci import pipeline
+    from nlu_ci.dataset import hash_unit
     from nlu_ci.settings import from_env
-    from nluci_testing import FAST_CONFIG
+    from nluci_testing import FAST_CONFIG, load_sample
 
     apiserver.allow(rules("k8s"))
-    config = tmp_path / "fast_config.yml"
-    config.write_text(FAST_CONFIG)
+    (tmp_path / "fast_config.yml").write_text(FAST_CONFIG)
+    (tmp_path / "policy.yml").write_text(PERMISSIVE_POLICY)
+    data = load_sample()
+    fewer = json.loads(json.dumps(data))
+    fewer["rasa_nlu_data"]["common_examples"] = data["rasa_nlu_data"]["common_examples"][5:]
+    (tmp_path / "fewer.json").write_text(json.dumps(fewer))
     env = dict(in_cluster_env, NLU_CI_MODELS_DIR=str(tmp_path / "models"), NLU_CI_DATA=str(SAMPLE),
-               NLU_CI_CONFIG=str(config))
-    real_train = pipeline.train
-    taken = {}
+               NLU_CI_CONFIG=str(tmp_path / "fast_config.yml"), NLU_CI_POLICY=str(tmp_path / "policy.yml"))
+    platform = FakePlatform(token="tok-lease-test-0123456789", data=data, workdir=tmp_path / "platform",
+                            held_out=[e for e in data["rasa_nlu_data"]["common_examples"]
+                                      if hash_unit(e["text"], "nlu-ci") < 0.2])
+    (tmp_path / "platform").mkdir()
+    with platform:
+        if registry == "platform":
+            env.update(RASA_PLATFORM_HOST=platform.url, RASA_API_TOKEN=platform.token)
+        first = pipeline.run(from_env(env))
+        assert first["outcome"] == "promoted", first
+        model_a = first["candidate"]["model"]
+        assert (not platform.tagged("active")) if registry == "store" else platform.tagged("active")
+        tagged_before = platform.tagged("active")
 
-    def train_then_lose_the_lease(*args, **kwargs):
-        out = real_train(*args, **kwargs)
-        lease = apiserver.get("leases", NS, "nlu-ci")
-        assert lease["spec"]["holderIdentity"] == JOB  # held while training
-        now = kube.microtime(datetime.now(UTC))
-        lease["spec"].update(holderIdentity="nlu-ci-manual-7", acquireTime=now, renewTime=now)
-        taken["lease"] = apiserver.put("leases", lease)
-        return out
+        real_train = pipeline.train
+        taken = {}
 
-    monkeypatch.setattr(pipeline, "train", train_then_lose_the_lease)
-    report = pipeline.run(from_env(env))
+        def train_then_lose_the_lease(*args, **kwargs):
+            out = real_train(*args, **kwargs)
+            lease = apiserver.get("leases", NS, "nlu-ci")
+            assert lease["spec"]["holderIdentity"] == JOB  # held while training
+            now = kube.microtime(datetime.now(UTC))
+            lease["spec"].update(holderIdentity="nlu-ci-manual-7", acquireTime=now, renewTime=now)
+            taken["lease"] = apiserver.put("leases", lease)
+            return out
+
+        monkeypatch.setattr(pipeline, "train", train_then_lose_the_lease)
+        platform.data = fewer
+        report = pipeline.run(from_env(dict(env, NLU_CI_DATA=str(tmp_path / "fewer.json"))))
+        tagged_after = platform.tagged("active")
     assert taken, "training never ran"
     assert (report["outcome"], report["exit_code"]) == ("failed", 1), report
     assert "nlu-ci-manual-7" in report["error"] and "nothing promoted" in report["error"]
     assert report["decision"]["promote"] is True  # the gate said yes: only the lost Lease stopped it
     store = tmp_path / "models" / "default"
-    assert not (store / "ACTIVE").exists()  # nothing promoted (this was the bootstrap run)
+    assert (store / "ACTIVE").read_text().strip() == model_a
+    assert tagged_after == tagged_before
     assert "promote" in report["durations"] and "retention" not in report["durations"]
     history = [json.loads(line) for line in (store / "history.jsonl").read_text().splitlines()]
-    assert [h.get("event") for h in history] == ["run"] and history[0]["outcome"] == "failed"
-    (event,) = events(apiserver)
-    assert (event["type"], event["reason"]) == ("Warning", "RunFailed")
-    assert "nlu-ci-manual-7" in event["note"] and event["regarding"]["name"] == JOB
+    assert [h.get("event") for h in history].count("promotion") == 1 and history[-1]["outcome"] == "failed"
+    failed = [e for e in events(apiserver) if e["reason"] == "RunFailed"]
+    assert len(failed) == 1 and failed[0]["type"] == "Warning"
+    assert "nlu-ci-manual-7" in failed[0]["note"] and failed[0]["regarding"]["name"] == JOB
     # the other Job keeps its Lease: this run does not release what is no longer its own
     assert apiserver.get("leases", NS, "nlu-ci")["spec"]["holderIdentity"] == "nlu-ci-manual-7"
