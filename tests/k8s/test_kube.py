@@ -16,7 +16,6 @@ from nlu_ci.errors import ConfigError, LockedError, RuntimeFailure
 from .conftest import NS
 from .fake_apiserver import MICROTIME, FakeApiServer, deployment, job_pod
 
-
 DOWNWARD_API = {"pod_name": "POD_NAME", "pod_namespace": "POD_NAMESPACE", "pod_uid": "POD_UID",
                 "job_name": "JOB_NAME", "job_uid": "JOB_UID"}
 

@@ -254,9 +254,8 @@ def rules_for(docs, service_account: str = "nlu-ci") -> list[dict]:
 
 
 def connect(pod_name: str):
-    from types import SimpleNamespace
-
     import os
+    from types import SimpleNamespace
 
     return kube.connect(SimpleNamespace(kubernetes="on", pod_name=pod_name, pod_namespace=None, lease_name="nlu-ci",
                                         lease_duration=60, http_timeout=5.0, job_name=os.environ.get("JOB_NAME"),
