@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# System packages the test suite runs for real: Prometheus (with promtool) and the Pushgateway.
+# System packages the test suite runs for real: Prometheus (with promtool), the Pushgateway and chromium
+# (the review page is rendered by headless chromium, driven by playwright; no browser download).
 # Idempotent; does nothing when they are present. Needs root (CI runs as root) — otherwise prints what to install.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-system.sh: please install: ${need[*]} (Debian packages); tests that need them will be skipped" >&2

@@ -107,6 +107,9 @@ def message_lines(report: Mapping[str, Any]) -> list[str]:
     total = _section(report, "durations").get("total")
     if isinstance(total, (int, float)):
         lines.append(f"duration: {total:.1f} s")
+    page = _section(report, "review_page")
+    if page.get("url") or page.get("path"):
+        lines.append(f"review page: {page.get('url') or page.get('path')}")
     return lines
 
 

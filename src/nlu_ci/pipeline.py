@@ -243,7 +243,7 @@ def _decide(policy: Policy, scored, candidate: Model) -> gate.Decision:
 def _write_predictions(registry: Registry, report: dict, test: list[dict], candidate: EvaluationResult,
                        active: EvaluationResult | None, stamp: str) -> None:
     """Per-utterance predictions of both models, one JSON line each, beside the report."""
-    rows = [{"text": example["text"], "intent": example["intent"],
+    rows = [{"text": example["text"], "intent": example["intent"], "entities": example.get("entities") or [],
              "candidate": _utterance(candidate, i), "active": _utterance(active, i)} for i, example in enumerate(test)]
     try:
         report["predictions_file"] = str(registry.store.write_predictions(stamp, rows))

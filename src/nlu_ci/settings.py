@@ -71,6 +71,9 @@ OPTIONS: list[Option] = [
     Option("strict_metrics", "NLU_CI_STRICT_METRICS", False, "fail the run when metrics cannot be pushed", "bool"),
     Option("slack_webhook_url", "SLACK_WEBHOOK_URL", None, "Slack incoming webhook (prefer SLACK_WEBHOOK_URL_FILE)",
            "secret", secret_file_env="SLACK_WEBHOOK_URL_FILE"),
+    Option("review_url_base", "NLU_CI_REVIEW_URL_BASE", None,
+           "URL where the project's store folder is served: the review page is BASE/reports/<run>.html "
+           "(linked from Slack and the check summary); unset: its path in the store"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),

@@ -4,7 +4,7 @@ PLATFORM = ["platform_host", "platform_tag", "platform_auth", "http_timeout", "h
 RUN = COMMON + PLATFORM + [
     "data", "test_data", "test_fraction", "split_salt", "configs", "policy", "report", "keep_models", "dry_run",
     "evaluation", "eval_timeout", "eval_poll_interval", "pushgateway_url", "pushgateway_username", "metrics_timeout",
-    "strict_metrics",
+    "strict_metrics", "review_url_base",
     "kubernetes", "pod_name", "pod_namespace", "pod_uid", "job_name", "job_uid", "lease_name", "lease_duration",
     "restart_deployment",
 ]

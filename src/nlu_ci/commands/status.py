@@ -21,6 +21,12 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _last_page(store) -> str | None:
+    """The review page of the last run (``nlu-ci report`` makes one for older runs)."""
+    page = (store.last_report() or {}).get("review_page") or {}
+    return page.get("url") or page.get("path") if isinstance(page, dict) else None
+
+
 def main(settings, args: argparse.Namespace) -> Result:
     registry = backends.build(settings)
     store = registry.store
@@ -44,6 +50,7 @@ def main(settings, args: argparse.Namespace) -> Result:
         "previous": store.previous_name(),
         "models": store.models(),
         "history": history,
+        "review_page": _last_page(store),
     }
     lines = [f"project {settings.project} (store {store.dir})"]
     if active:
@@ -60,6 +67,8 @@ def main(settings, args: argparse.Namespace) -> Result:
         what = h.get("outcome") or h.get("event")
         detail = h.get("error") or h.get("reason") or h.get("model") or ""
         lines.append(f"  {when}  {what:<9} {detail}")
+    if data["review_page"]:
+        lines.append(f"last review page: {data['review_page']}")
     extra, extra_lines = registry.status()
     if extra is not None:
         data[registry.kind] = extra

@@ -10,13 +10,14 @@ import logging
 from typing import Any
 
 from nlu_ci.errors import EXIT_RUNTIME, NluCiError
-from nlu_ci.outputs import Channel, RunRecord, kubernetes_event, prometheus, slack
+from nlu_ci.outputs import Channel, RunRecord, kubernetes_event, prometheus, review_page, slack
 from nlu_ci.redact import redact
 
 log = logging.getLogger(__name__)
 
 CHANNELS = [
     prometheus.from_settings,        # metrics.prom + Pushgateway
+    review_page.from_settings,       # reports/<stamp>.html (before Slack: the message links it)
     slack.from_settings,             # SLACK_WEBHOOK_URL
     kubernetes_event.from_settings,  # an Event on the Job, in a cluster
 ]

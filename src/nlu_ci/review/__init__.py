@@ -1,0 +1,1 @@
+"""The review page of a run (``page``), its numbers (``content``) and its charts (``svg``)."""

@@ -1,0 +1,127 @@
+"""The review page of a run: one self-contained HTML file (inline CSS and SVG, no script, nothing fetched).
+
+``render(report, rows)`` builds it from the run report and its per-utterance predictions with Jinja2
+(autoescaping on: utterances and intent names are user data, a ``<script>`` in one is shown as text; the
+page's Content-Security-Policy forbids scripts as a second line of defence). ``write`` puts it beside the
+report as ``reports/<stamp>.html``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nlu_ci.errors import DataError, StoreError
+from nlu_ci.redact import redact
+from nlu_ci.registry.store import atomic_write_text
+from nlu_ci.review import content, svg
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "page.html.j2"
+BINS = 10
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
+def _signed(value: Any) -> str:
+    return f"{value:+.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=PackageLoader("nlu_ci.review", "."), autoescape=select_autoescape(["j2", "html"],
+                      default_for_string=True, default=True), undefined=StrictUndefined, trim_blocks=False)
+    env.globals.update(fmt=_fmt, signed=_signed)
+    return env
+
+
+def load_predictions(path: str | Path | None) -> list[dict]:
+    """The rows of a ``predictions.jsonl`` file ([] when there is none or it cannot be read)."""
+    if not path:
+        return []
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError:
+                        continue
+    except OSError as err:
+        log.warning("review page: cannot read predictions %s: %s", path, err.strerror or err)
+    return rows
+
+
+def context(report: Mapping[str, Any], rows: list[dict]) -> dict[str, Any]:
+    """Everything the template shows (plain values; the charts as SVG markup)."""
+    from markupsafe import Markup
+
+    candidate, active = report.get("candidate") or {}, report.get("active") or {}
+    decision = report.get("decision") or None
+    deltas = content.intent_deltas(candidate, active) if active else []
+    names, counts = content.confusion(rows, "candidate")
+    histograms = []
+    for side, title in (("candidate", "candidate"), ("active", "active model")):
+        if any(r.get(side) for r in rows):
+            right, wrong = content.confidence_bins(rows, side, BINS)
+            histograms.append({"title": title, "svg": Markup(svg.histogram(
+                [("correct", right, svg.GOOD), ("wrong", wrong, svg.BAD)], bins=BINS,
+                label=f"{title}: intent confidence of correct and wrong predictions"))})
+    errors, kinds = content.entity_errors(rows, "candidate")
+    outcome = str(report.get("outcome") or "unknown")
+    has_pairs = any(r.get("candidate") and r.get("active") for r in rows)
+    return {
+        "project": report.get("project") or "default", "outcome": outcome,
+        "badge": {"promoted": "ok", "rejected": "no", "failed": "no"}.get(outcome, "other"),
+        "started_at": report.get("started_at"), "finished_at": report.get("finished_at"),
+        "error": redact(report.get("error")) if report.get("error") else None,
+        "data": report.get("data") or None, "decision": decision,
+        "checks": (decision or {}).get("checks") or [],
+        "candidate": candidate, "active": active, "metrics": content.metric_rows(candidate, active),
+        "newly": content.newly_wrong(rows) if has_pairs else None,
+        "delta_chart": Markup(svg.delta_bars(deltas)), "delta_count": len(deltas),
+        "confusion_chart": Markup(svg.heatmap(names, counts, label="confusion matrix of the most confused intents"))
+        if len(names) >= 2 else "",
+        "histograms": histograms,
+        "regressions": content.regressions(rows, deltas) if has_pairs else [],
+        "entity_errors": errors, "entity_kinds": sorted(kinds.items()),
+        "warnings": [redact(w) for w in report.get("warnings") or []],
+        "predictions_file": Path(report["predictions_file"]).name if report.get("predictions_file") else None,
+    }
+
+
+def render(report: Mapping[str, Any], rows: list[dict]) -> str:
+    return _environment().get_template(TEMPLATE).render(**context(report, rows))
+
+
+def page_path(reports_dir: Path, stamp: str) -> Path:
+    return Path(reports_dir) / f"{stamp}.html"
+
+
+def write(report: Mapping[str, Any], path: Path, rows: list[dict] | None = None) -> Path:
+    """Render the page (rows: from ``report['predictions_file']`` unless given) and write it atomically."""
+    if rows is None:
+        rows = load_predictions(report.get("predictions_file"))
+    html = render(report, rows)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, html)
+    except OSError as err:
+        raise StoreError(f"cannot write the review page {path}: {err.strerror or err}") from None
+    return path
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the run report: {err.strerror or err}") from None
+    except ValueError as err:
+        raise DataError(f"{path}: not a JSON run report: {err}") from None
