@@ -8,12 +8,14 @@ Exit codes (documented in the README):
   1  runtime failure (I/O, network, platform, training crashed, terminated, a lost Lease), or a
      ``rollback``/``train`` that found the store locked and did nothing
   2  bad configuration, data or usage (retrying will not help)
+  3  ``check`` only: the candidate fails the promotion gate (the check itself ran fine)
 """
 from __future__ import annotations
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+EXIT_GATE_FAILED = 3
 
 
 class NluCiError(Exception):

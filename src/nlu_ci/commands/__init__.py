@@ -3,7 +3,7 @@
 
 Adding a command: one module and one line in ``COMMANDS``.
 """
-from nlu_ci.commands import compare, evaluate, report, rollback, run, status, train
+from nlu_ci.commands import check, compare, evaluate, report, rollback, run, status, train
 from nlu_ci.commands.result import Result
 
 COMMANDS = [
@@ -13,6 +13,7 @@ COMMANDS = [
     evaluate,
     compare,
     train,
+    check,
     report,
 ]
 

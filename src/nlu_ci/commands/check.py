@@ -1,0 +1,69 @@
+"""``nlu-ci check``: pull-request mode. Train on the branch's data, run the nightly job's gate against the
+active model on the same held-out test set, never store or promote; print a Markdown summary.
+
+It is the nightly pipeline with ``dry_run`` forced on (so the comparison is exactly the nightly one) and
+no Pushgateway (a pull request must not overwrite the nightly job's metrics). Exit codes: 0 the gate
+passes (or there is nothing new to check), 3 the gate fails, 1/2 as for ``run``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from nlu_ci import summary_markdown
+from nlu_ci.commands.options import RUN
+from nlu_ci.commands.result import Result
+from nlu_ci.errors import EXIT_GATE_FAILED, EXIT_OK, ConfigError
+from nlu_ci.registry.store import atomic_write_text
+
+NAME = "check"
+HELP = "pull-request mode: train on this data, run the gate against the active model, never promote (exit 3: gate failed)"
+SETTINGS = [name for name in RUN if name not in ("dry_run", "keep_models", "pushgateway_url", "pushgateway_username",
+                                                 "strict_metrics", "restart_deployment")]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--summary", metavar="FILE", default=None,
+                        help="also write the Markdown summary to FILE (e.g. $GITHUB_STEP_SUMMARY; appended to when "
+                             "FILE is that job summary)")
+
+
+def exit_code(report: dict) -> int:
+    """The report's own exit code when the check failed to run; else 3 when the gate says no."""
+    code = int(report.get("exit_code") or 0)
+    if code != EXIT_OK:
+        return code
+    decision = report.get("decision")
+    if report.get("outcome") == "dry_run" and decision is not None and not decision.get("promote"):
+        return EXIT_GATE_FAILED
+    return EXIT_OK
+
+
+def write_summary(path: Path, markdown: str, append: bool) -> None:
+    try:
+        if append:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(markdown)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, markdown)
+    except OSError as err:
+        raise ConfigError(f"--summary {path}: cannot write: {err.strerror or err}") from None
+
+
+def main(settings, args: argparse.Namespace) -> Result:
+    import os
+
+    from nlu_ci import pipeline
+
+    settings = dataclasses.replace(settings, dry_run=True, pushgateway_url=None, strict_metrics=False,
+                                   restart_deployment=None)
+    report = pipeline.run(settings)
+    report["check"] = {"exit_code": exit_code(report)}
+    markdown = summary_markdown.render(report)
+    if args.summary:
+        target = Path(args.summary)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        write_summary(target, markdown, append=bool(step_summary) and target == Path(step_summary))
+    return Result(report, markdown.rstrip("\n"), report["check"]["exit_code"])
