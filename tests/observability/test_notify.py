@@ -120,3 +120,13 @@ def test_slack_markup_in_report_is_escaped(slack):
     assert notify.notify(report, slack.url).sent
     text = slack.received[0].json["text"]
     assert "&lt;!channel&gt; &amp; &lt;http://evil|click&gt;" in text and "<!channel>" not in text
+
+
+def test_the_message_links_the_review_page(slack):
+    report = make_report("rejected", candidate=0.70, active=0.88, failed_check="per_intent_max_drop")
+    report["review_page"] = {"path": "/store/p/reports/20261120T020000-000000.html",
+                             "url": "https://nlu.example.test/p/reports/20261120T020000-000000.html"}
+    assert notify.notify(report, slack.url).sent
+    assert "review page: https://nlu.example.test/p/reports/20261120T020000-000000.html" in slack.received[0].json["text"]
+    report["review_page"]["url"] = None
+    assert "review page: /store/p/reports/20261120T020000-000000.html" in "\n".join(notify.message_lines(report))

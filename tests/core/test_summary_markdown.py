@@ -1,0 +1,44 @@
+"""The Markdown summary of `nlu-ci check`: the verdict, the numbers side by side, the failed checks by name,
+and data (intent names, check details) that can never inject Markdown or HTML into a pull-request comment."""
+from __future__ import annotations
+
+import re
+
+from nlu_ci import summary_markdown
+
+
+def report(promote: bool, intent: str = "greet") -> dict:
+    checks = [{"name": "min_improvement", "passed": promote, "enabled": True,
+               "detail": "intent F1 0.7000 vs 0.8800 (-0.1800); needs > 0"},
+              {"name": "bootstrap_ci", "passed": False, "enabled": False, "detail": "report only"}]
+    per = {intent: {"f1": 0.5, "support": 4}, "bye": {"f1": 0.9, "support": 3}}
+    per_active = {intent: {"f1": 0.9, "support": 4}, "bye": {"f1": 0.9, "support": 3}}
+    return {"outcome": "dry_run", "project": "shop", "exit_code": 0,
+            "data": {"train_examples": 80, "test_examples": 20, "intents": [intent, "bye"], "fingerprint": "sha256:abc"},
+            "candidate": {"model": "model_b", "intent_f1": 0.70, "intent_accuracy": 0.7, "per_intent": per},
+            "active": {"model": "model_a", "intent_f1": 0.88, "intent_accuracy": 0.9, "per_intent": per_active},
+            "decision": {"promote": promote, "reason": "rejected by min_improvement", "checks": checks},
+            "review_page": {"path": "/s/reports/x.html", "url": None}}
+
+
+def test_a_failing_gate_names_its_checks_and_the_intents_that_lost_f1():
+    md = summary_markdown.render(report(False))
+    assert md.startswith("## ❌ nlu-ci check [shop]: the gate fails")
+    assert "**Failed checks:** `min\\_improvement`" in md
+    assert "| min\\_improvement | **FAIL** |" in md and "| bootstrap\\_ci | info |" in md
+    assert "| intent F1 | 0.7000 | 0.8800 | -0.1800 |" in md
+    assert "| greet | 0.5000 | -0.4000 | 4 |" in md and "| bye |" not in md   # only intents that lost F1
+    assert "`/s/reports/x.html`" in md
+
+
+def test_a_passing_gate():
+    md = summary_markdown.render(report(True))
+    assert md.startswith("## ✅ nlu-ci check [shop]: the gate passes") and "Failed checks" not in md
+
+
+def test_data_cannot_inject_markup():
+    evil = "<img src=x onerror=alert(1)>|[click](http://evil)"
+    md = summary_markdown.render(report(False, intent=evil))
+    # CommonMark: a backslash-escaped character is literal text, never the start of HTML or a link
+    assert not re.search(r"(?<!\\)<img", md) and not re.search(r"(?<!\\)\]\(http", md)
+    assert "\\<img src=x onerror=alert\\(1\\)\\>\\|\\[click\\]\\(http://evil\\)" in md
