@@ -42,3 +42,13 @@ def test_data_cannot_inject_markup():
     # CommonMark: a backslash-escaped character is literal text, never the start of HTML or a link
     assert not re.search(r"(?<!\\)<img", md) and not re.search(r"(?<!\\)\]\(http", md)
     assert "\\<img src=x onerror=alert\\(1\\)\\>\\|\\[click\\]\\(http://evil\\)" in md
+
+
+def test_check_exit_codes():
+    from nlu_ci.commands.check import exit_code
+
+    assert exit_code(report(True)) == 0
+    assert exit_code(report(False)) == 3
+    assert exit_code({"outcome": "skipped", "exit_code": 0, "decision": None}) == 0
+    assert exit_code({"outcome": "locked", "exit_code": 0}) == 1          # nothing was checked
+    assert exit_code({"outcome": "failed", "exit_code": 2}) == 2

@@ -157,3 +157,6 @@ def test_content_numbers():
     assert worst["intent"] == HOSTILE and worst["count"] == 1 and worst["examples"][0]["candidate"] == "greet"
     errors, kinds = content.entity_errors(rows)
     assert kinds == {"missed": 1} and errors[0]["problems"][0]["value"] == HOSTILE[:8]
+    rows[1]["candidate"]["entities"] = [{"start": 0, "end": 5, "entity": "x", "confidence": 0.42}]
+    rows[0]["candidate"]["entities"] = [{"start": 0, "end": 8, "entity": HOSTILE, "confidence": 0.97}]
+    assert content.entity_confidence_bins(rows, "candidate", 10) == ([0] * 9 + [1], [0] * 4 + [1] + [0] * 5)

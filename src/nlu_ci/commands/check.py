@@ -3,7 +3,8 @@ active model on the same held-out test set, never store or promote; print a Mark
 
 It is the nightly pipeline with ``dry_run`` forced on (so the comparison is exactly the nightly one) and
 no Pushgateway (a pull request must not overwrite the nightly job's metrics). Exit codes: 0 the gate
-passes (or there is nothing new to check), 3 the gate fails, 1/2 as for ``run``.
+passes (or the active model was trained from the same data), 3 the gate fails, 1/2 as for ``run``, and 1
+when another run holds the store (nothing was checked).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from nlu_ci import summary_markdown
 from nlu_ci.commands.options import RUN
 from nlu_ci.commands.result import Result
-from nlu_ci.errors import EXIT_GATE_FAILED, EXIT_OK, ConfigError
+from nlu_ci.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_RUNTIME, ConfigError
 from nlu_ci.registry.store import atomic_write_text
 
 NAME = "check"
@@ -30,10 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def exit_code(report: dict) -> int:
-    """The report's own exit code when the check failed to run; else 3 when the gate says no."""
+    """The report's own exit code when the check failed to run; 1 when the store was locked (nothing was
+    checked: a pull request must not pass on that); else 3 when the gate says no."""
     code = int(report.get("exit_code") or 0)
     if code != EXIT_OK:
         return code
+    if report.get("outcome") == "locked":
+        return EXIT_RUNTIME
     decision = report.get("decision")
     if report.get("outcome") == "dry_run" and decision is not None and not decision.get("promote"):
         return EXIT_GATE_FAILED

@@ -66,6 +66,20 @@ def confidence_bins(rows: list[dict], side: str, bins: int = 10) -> tuple[list[i
     return right, wrong
 
 
+def entity_confidence_bins(rows: list[dict], side: str, bins: int = 10) -> tuple[list[int], list[int]]:
+    """Histogram counts of ``side``'s entity confidences: (right, wrong); right = a gold entity with the same
+    span and type. Entities without a confidence are left out."""
+    right, wrong = [0] * bins, [0] * bins
+    for r in rows:
+        gold = _spans(r.get("entities"))
+        for e in (r.get(side) or {}).get("entities") or []:
+            conf = e.get("confidence") if isinstance(e, Mapping) else None
+            if isinstance(conf, (int, float)):
+                b = min(bins - 1, max(0, int(conf * bins)))
+                (right if (e.get("start"), e.get("end"), e.get("entity")) in gold else wrong)[b] += 1
+    return right, wrong
+
+
 def regressions(rows: list[dict], deltas: list[tuple[str, float]], intents: int = 5,
                 examples: int = 5) -> list[dict[str, Any]]:
     """The intents that lost most F1, each with utterances the active model got right and the candidate wrong."""

@@ -74,6 +74,11 @@ def context(report: Mapping[str, Any], rows: list[dict]) -> dict[str, Any]:
             histograms.append({"title": title, "svg": Markup(svg.histogram(
                 [("correct", right, svg.GOOD), ("wrong", wrong, svg.BAD)], bins=BINS,
                 label=f"{title}: intent confidence of correct and wrong predictions"))})
+    right, wrong = content.entity_confidence_bins(rows, "candidate", BINS)
+    if sum(right) + sum(wrong):
+        histograms.append({"title": "candidate, entities", "svg": Markup(svg.histogram(
+            [("right", right, svg.GOOD), ("wrong", wrong, svg.BAD)], bins=BINS,
+            label="candidate: entity confidence of right and wrong entities"))})
     errors, kinds = content.entity_errors(rows, "candidate")
     outcome = str(report.get("outcome") or "unknown")
     has_pairs = any(r.get("candidate") and r.get("active") for r in rows)
