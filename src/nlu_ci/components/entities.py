@@ -10,8 +10,12 @@ Same model family as rasa_nlu's ``CRFEntityExtractor`` (crfsuite), trained much 
 (1) BIO tags instead of BILOU (half the labels; crfsuite's cost grows with labels squared),
 (2) only observed label transitions, (3) passive-aggressive updates for a few epochs instead of
 50 L-BFGS iterations, and (4) a small feature set (word, affixes, shape, +-2 words, regex matches).
-Decoding is Viterbi; an entity's confidence is the smallest token marginal inside it. The crfsuite
-model file is persisted as is (no pickles).
+Decoding is Viterbi. An entity's raw score is the smallest token marginal inside it; with the default
+``pa`` trainer those marginals are flat (0.1-0.2 on correct entities), so the reported confidence is that
+score calibrated into the probability that the entity is right (span and type): a Platt (or isotonic)
+mapping fitted on entities that k-fold models predicted on training examples they did not see
+(``entity_folds``, ``calibration.ScoreCalibrator``), persisted with the model. The crfsuite model file is
+persisted as is (no pickles).
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ from typing import Any
 from rasa_nlu.extractors import EntityExtractor
 
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
-from nlu_ci.components.tagging import SCHEMES, spans_from_tags, tags_from_entities
+from nlu_ci.components.calibration import CALIBRATIONS, ScoreCalibrator
+from nlu_ci.components.entity_folds import out_of_fold, span_scores
+from nlu_ci.components.tagging import SCHEMES, tags_from_entities
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +70,23 @@ class LeanCRFEntityExtractor(EntityExtractor):
         "max_iterations": 10,
         "window": 2,                  # neighbouring words on each side used as features
         "c": None,                    # regularisation (pa/arow: 'c', lbfgs/l2sgd: 'c2'); None: crfsuite's default
+        "calibration": "platt",       # confidences: platt, isotonic, or none (the raw smallest marginal)
+        "calibration_folds": 3,       # k-fold out-of-fold entities the calibration is fitted on
+        "calibration_sample": 4000,   # training examples used for those folds (0: all)
+        "random_state": 0,
     }
 
-    def __init__(self, component_config: dict[str, Any] | None = None, model: bytes | None = None) -> None:
+    def __init__(self, component_config: dict[str, Any] | None = None, model: bytes | None = None,
+                 calibrator: ScoreCalibrator | None = None) -> None:
         super().__init__(component_config)
         if self.component_config["tagging"] not in SCHEMES:
             raise ValueError(f"LeanCRFEntityExtractor: tagging must be one of {SCHEMES}, "
                              f"got {self.component_config['tagging']!r}")
+        if self.component_config["calibration"] not in CALIBRATIONS:
+            raise ValueError(f"LeanCRFEntityExtractor: calibration must be one of {CALIBRATIONS}, "
+                             f"got {self.component_config['calibration']!r}")
         self.model = model
+        self.calibrator = calibrator or ScoreCalibrator("none")
         self._local = threading.local()     # a crfsuite Tagger is not thread-safe: one per thread
 
     @classmethod
@@ -80,24 +95,20 @@ class LeanCRFEntityExtractor(EntityExtractor):
 
     # -- training -------------------------------------------------------------------------------
     def train(self, training_data, cfg=None, **kwargs: Any) -> None:
-        import pycrfsuite
-
         if not training_data.entity_examples:
             return
         c = self.component_config
-        trainer = pycrfsuite.Trainer(algorithm=c["algorithm"], verbose=False)
-        params = {"max_iterations": int(c["max_iterations"])}
-        if c.get("c") is not None:
-            params["c2" if c["algorithm"] in ("lbfgs", "l2sgd") else "c"] = float(c["c"])
-        trainer.set_params(params)
-        skipped = 0
+        sequences, skipped = [], 0
         for message in self.filter_trainable_entities(training_data.training_examples):
             tokens = message.get("tokens") or []
             if not tokens:
                 continue
             tags, bad = tags_from_entities(tokens, message.get("entities", []), c["tagging"])
             skipped += bad
-            trainer.append(token_features(tokens, int(c["window"])), tags)
+            sequences.append((token_features(tokens, int(c["window"])), tags))
+        trainer = self._trainer()
+        for features, tags in sequences:
+            trainer.append(features, tags)
         if skipped:
             log.warning("LeanCRFEntityExtractor: %d entity annotations do not start and end on token "
                         "boundaries and were left out of training", skipped)
@@ -107,6 +118,32 @@ class LeanCRFEntityExtractor(EntityExtractor):
             with open(path, "rb") as fh:
                 self.model = fh.read()
         self._local = threading.local()
+        self.calibrator = self._fit_calibrator(sequences)
+
+    def _trainer(self):
+        import pycrfsuite
+
+        c = self.component_config
+        trainer = pycrfsuite.Trainer(algorithm=c["algorithm"], verbose=False)
+        params = {"max_iterations": int(c["max_iterations"])}
+        if c.get("c") is not None:
+            params["c2" if c["algorithm"] in ("lbfgs", "l2sgd") else "c"] = float(c["c"])
+        trainer.set_params(params)
+        return trainer
+
+    def _fit_calibrator(self, sequences: list) -> ScoreCalibrator:
+        c = self.component_config
+        if c["calibration"] == "none":
+            return ScoreCalibrator("none")
+        scores, correct = out_of_fold(sequences, self._trainer, int(c["calibration_folds"] or 0),
+                                      int(c["calibration_sample"] or 0), int(c["random_state"] or 0))
+        if scores.size < 10:
+            log.info("LeanCRFEntityExtractor: %d out-of-fold entities: too few to calibrate", scores.size)
+            return ScoreCalibrator("none")
+        calibrator = ScoreCalibrator.fit(c["calibration"], scores, correct)
+        log.info("LeanCRFEntityExtractor: %s calibration on %d out-of-fold entities (%.0f%% correct)",
+                 calibrator.method, scores.size, 100 * correct.mean())
+        return calibrator
 
     # -- prediction -----------------------------------------------------------------------------
     def _get_tagger(self):
@@ -124,12 +161,11 @@ class LeanCRFEntityExtractor(EntityExtractor):
         tokens = message.get("tokens") or []
         if tagger is None or not tokens:
             return []
-        tagger.set(token_features(tokens, int(self.component_config["window"])))
-        tags = tagger.tag()
+        spans = span_scores(tagger, token_features(tokens, int(self.component_config["window"])))
+        confidences = self.calibrator([score for *_, score in spans]) if spans else []
         entities = []
-        for first, last, name in spans_from_tags(tags):
+        for (first, last, name, _score), confidence in zip(spans, confidences, strict=True):
             start, end = tokens[first].offset, tokens[last].end
-            confidence = min(tagger.marginal(tags[i], i) for i in range(first, last + 1))
             entities.append({"start": start, "end": end, "value": message.text[start:end],
                              "entity": name, "confidence": float(confidence)})
         return entities
@@ -149,7 +185,7 @@ class LeanCRFEntityExtractor(EntityExtractor):
         name = file_name + ".crfsuite"
         with open(os.path.join(model_dir, name), "wb") as fh:
             fh.write(self.model)
-        return {"file": name}
+        return {"file": name, "calibrator": self.calibrator.to_dict()}
 
     @classmethod
     def load(cls, meta: dict[str, Any], model_dir: str | None = None, model_metadata=None,
@@ -157,7 +193,7 @@ class LeanCRFEntityExtractor(EntityExtractor):
         if not meta.get("file"):
             return cls(meta)
         with open(os.path.join(model_dir, meta["file"]), "rb") as fh:
-            return cls(meta, fh.read())
+            return cls(meta, fh.read(), ScoreCalibrator.from_dict(meta.get("calibrator")))
 
     def __getstate__(self) -> Any:
         state = super().__getstate__()

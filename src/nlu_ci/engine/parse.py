@@ -25,12 +25,17 @@ def normalise_parse(text: str, parsed: dict) -> dict:
             {"name": plain(r.get("name")), "confidence": float(plain(r.get("confidence") or 0.0))}
             for r in parsed.get("intent_ranking") or []
         ],
-        "entities": [
-            {"start": int(plain(e["start"])), "end": int(plain(e["end"])), "value": plain(e.get("value")),
-             "entity": plain(e["entity"])}
-            for e in parsed.get("entities") or [] if "start" in e and "end" in e
-        ],
+        "entities": [_entity(e) for e in parsed.get("entities") or [] if "start" in e and "end" in e],
     }
+
+
+def _entity(e: dict) -> dict:
+    """start, end, value, entity, and the extractor's confidence when it gives one."""
+    out = {"start": int(plain(e["start"])), "end": int(plain(e["end"])), "value": plain(e.get("value")),
+           "entity": plain(e["entity"])}
+    if isinstance(e.get("confidence"), (int, float)) or hasattr(e.get("confidence"), "item"):
+        out["confidence"] = float(plain(e["confidence"]))
+    return out
 
 
 def predict_each(interpreter, texts: list[str]) -> list[dict]:
