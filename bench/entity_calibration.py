@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [measure(method, args.data_dir, Path(tmp)) for method in methods]
     shipped = yaml.safe_load((ROOT / "nlu_config.yml").read_text(encoding="utf-8"))
     default = next((c.get("calibration", "platt") for c in shipped["pipeline"] if c.get("name") == EXTRACTOR), None)
-    out = {"dataset": args.data_dir.name, "config": "nlu_config.yml", "shipped_calibration": default,
+    out = {"command": " ".join(["bench/entity_calibration.py", *(argv if argv is not None else sys.argv[1:])]),
+           "dataset": args.data_dir.name, "config": "nlu_config.yml", "shipped_calibration": default,
            "python": platform.python_version(), "cpus": __import__("os").cpu_count(), "results": rows}
     json.dump(out, sys.stdout, indent=2)
     print()
