@@ -88,6 +88,11 @@ def test_status_and_the_report_command_point_at_the_page(rejected_run, tmp_path)
     assert out.read_text() == Path(section["path"]).read_text()
     r = run_cli(["report", "20000101T000000-000000"], env)
     assert r.code == 2 and "no such run" in r.stderr
+    # a run recorded without a page (older versions) gets one made from its report and predictions
+    original = Path(section["path"]).read_text()
+    Path(section["path"]).unlink()
+    r = run_cli(["report", stamp], env)
+    assert r.code == 0 and r.stdout.strip() == section["path"] and Path(section["path"]).read_text() == original
 
 
 def test_the_page_renders_in_chromium_with_every_chart_drawn(rejected_run):
