@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
+from nlu_ci.data import attach, cleaning, notes_of, readers, sources
 from nlu_ci.errors import DataError
 
 log = logging.getLogger(__name__)
 
-DATA_SUFFIXES = (".json", ".md", ".markdown")
+DATA_SUFFIXES = sources.SUFFIXES
 MIN_INTENTS = 2
 MIN_EXAMPLES_PER_INTENT = 2
 
@@ -34,6 +35,7 @@ class Split:
     test: list[dict]
     params: dict
     warnings: list[str] = field(default_factory=list)
+    test_notes: Any = None  # data.Notes of --test-data (repairs, notes), None for the hash split
 
     @property
     def test_intents(self) -> list[str]:
@@ -42,20 +44,7 @@ class Split:
 
 # ---------------------------------------------------------------- loading
 
-def _files_in(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        if not files:
-            raise DataError(f"{path}: folder has no training data files ({', '.join(DATA_SUFFIXES)})")
-        return files
-    if not path.exists():
-        raise DataError(f"{path}: training data file not found")
-    return [path]
-
-
 def _load_one(path: Path):
-    from rasa_nlu.training_data import load_data
     from rasa_nlu.training_data.loading import _markdown_section_markers
 
     try:
@@ -79,23 +68,31 @@ def _load_one(path: Path):
         for i, ex in enumerate(common):
             if not isinstance(ex, dict) or not isinstance(ex.get("text"), str):
                 raise DataError(f"{path}: common_examples[{i}] has no 'text' string")
-    else:
+    elif not sources.is_yaml(path):
         if not any(marker in raw for marker in _markdown_section_markers):
             raise DataError(f"{path}: neither Rasa NLU JSON nor Markdown (no '## intent:' section found)")
     try:
-        return load_data(str(path))
+        return readers.read(path, raw)  # JSON and Markdown by rasa_nlu, Rasa 2/3 YAML and {...} markup by nlu-ci
     except DataError:
         raise
     except Exception as err:  # rasa_nlu's readers raise anything from KeyError to ValueError
         raise DataError(f"{path}: rasa_nlu could not read it: {type(err).__name__}: {err}") from None
 
 
-def load_training_data(path: Path | str):
-    """Load a Rasa NLU JSON/Markdown file, or every such file in a folder (merged)."""
-    path = Path(path)
-    files = _files_in(path)
+def _load_all(path: Path, max_repair_share: float):
+    files, skipped = sources.data_files(path)
     datasets = [_load_one(f) for f in files]
+    notes = cleaning.combine(datasets, files, skipped)  # entity spans trimmed or dropped, each listed
     data = datasets[0] if len(datasets) == 1 else datasets[0].merge(*datasets[1:])
+    cleaning.enforce(notes, path, max_repair_share)
+    return attach(data, notes)
+
+
+def load_training_data(path: Path | str, *, max_repair_share: float = cleaning.MAX_REPAIR_SHARE):
+    """Load a Rasa NLU JSON/Markdown/YAML file, or every such file in a folder (merged); what was repaired or
+    skipped is in ``nlu_ci.data.notes_of(data)``."""
+    path = Path(path)
+    data = _load_all(path, max_repair_share)
     validate(data, path)
     return data
 
@@ -113,27 +110,6 @@ def example_dict(message) -> dict:
     }
 
 
-def _check_entities(message, index: int, where: Path) -> None:
-    text = message.text
-    for entity in message.get("entities") or []:
-        try:
-            start, end, name = int(entity["start"]), int(entity["end"]), entity["entity"]
-        except (KeyError, TypeError, ValueError):
-            raise DataError(f"{where}: example {index} ({text[:40]!r}): entity needs integer 'start', 'end' "
-                            "and an 'entity' name") from None
-        if not (0 <= start < end <= len(text)):
-            raise DataError(f"{where}: example {index} ({text[:40]!r}): entity '{name}' offsets {start}:{end} "
-                            f"do not fit the text (length {len(text)})")
-        span = text[start:end]
-        if span != span.strip():
-            raise DataError(f"{where}: example {index} ({text[:40]!r}): entity '{name}' offsets {start}:{end} "
-                            f"cut {span!r} (leading/trailing whitespace: offsets do not match the text)")
-        if (start > 0 and text[start - 1].isalnum() and span[0].isalnum()) or \
-                (end < len(text) and text[end].isalnum() and span[-1].isalnum()):
-            raise DataError(f"{where}: example {index} ({text[:40]!r}): entity '{name}' offsets {start}:{end} "
-                            f"cut {span!r} inside a word: offsets do not match the text")
-
-
 def validate(data, where: Path, *, min_intents: int = MIN_INTENTS) -> None:
     examples = data.training_examples
     if not examples:
@@ -141,7 +117,6 @@ def validate(data, where: Path, *, min_intents: int = MIN_INTENTS) -> None:
     for i, message in enumerate(examples):
         if not (message.text or "").strip():
             raise DataError(f"{where}: example {i} has empty text")
-        _check_entities(message, i, where)
     intents = Counter(m.get("intent") for m in examples if m.get("intent"))
     if len(intents) < min_intents:
         found = ", ".join(sorted(intents)) or "none"
@@ -226,8 +201,8 @@ def hash_split(data, fraction: float, salt: str, where: Path | str = "training d
     return Split(_subset(data, train), test, params, warnings)
 
 
-def file_split(data, test_path: Path) -> Split:
-    test_data = load_training_data_for_test(test_path)
+def file_split(data, test_path: Path, max_repair_share: float = cleaning.MAX_REPAIR_SHARE) -> Split:
+    test_data = load_training_data_for_test(test_path, max_repair_share=max_repair_share)
     test = [example_dict(m) for m in test_data.training_examples if m.get("intent")]
     validate_test_examples(test, test_path)
     train_texts = {normalise(m.text) for m in data.training_examples}
@@ -240,16 +215,11 @@ def file_split(data, test_path: Path) -> Split:
         warnings.append(f"test intents not in the training data: {', '.join(unknown[:5])}")
     digest = hashlib.sha256(Path(test_path).read_bytes()).hexdigest() if Path(test_path).is_file() else None
     params = {"method": "file", "path": str(test_path), "sha256": digest}
-    return Split(data, test, params, warnings)
+    return Split(data, test, params, warnings, test_notes=notes_of(test_data))
 
 
-def load_training_data_for_test(path: Path):
-    files = _files_in(Path(path))
-    datasets = [_load_one(f) for f in files]
-    data = datasets[0] if len(datasets) == 1 else datasets[0].merge(*datasets[1:])
-    for i, message in enumerate(data.training_examples):
-        _check_entities(message, i, Path(path))
-    return data
+def load_training_data_for_test(path: Path, *, max_repair_share: float = cleaning.MAX_REPAIR_SHARE):
+    return _load_all(Path(path), max_repair_share)
 
 
 def split_params_differ(a: dict | None, b: dict | None) -> bool:

@@ -60,6 +60,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     LAST_PROMOTION: ("Unix time a candidate was last promoted to the active model.", ()),
     "nlu_ci_training_examples": ("Training examples used by the last run.", ()),
     "nlu_ci_test_examples": ("Held-out test examples used by the last run.", ()),
+    "nlu_ci_data_repaired_examples": ("Examples (training and test) whose entity annotations the last run "
+                                      "trimmed or dropped (README 'Data cleaning').", ()),
     "nlu_ci_mcnemar_p_value": ("McNemar test p-value, candidate vs active on the same test set.", ()),
     "nlu_ci_gate_check_passed": ("1 if the enabled promotion-gate check passed in the last run, else 0.",
                                  ("check",)),
@@ -213,7 +215,8 @@ def build_registry(report: Mapping[str, Any], previous: Mapping[str, Any] | None
         gauges[LAST_PROMOTION].set(carried["last_promotion"])
 
     data = _section(report, "data")
-    for key, metric in (("train_examples", "nlu_ci_training_examples"), ("test_examples", "nlu_ci_test_examples")):
+    for key, metric in (("train_examples", "nlu_ci_training_examples"), ("test_examples", "nlu_ci_test_examples"),
+                        ("repaired_examples", "nlu_ci_data_repaired_examples")):
         value = _number(data.get(key))
         if value is not None:
             gauges[metric].set(value)

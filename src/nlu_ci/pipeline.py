@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nlu_ci import dataset, gate, kube
+from nlu_ci.data import stage as data_stage
 from nlu_ci import report as reports
 from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import read_config, train
@@ -45,7 +46,7 @@ def read_configs(settings: Settings) -> list[tuple[Path, str, Any]]:
 
 def split_data(settings: Settings, data, where: Path) -> dataset.Split:
     if settings.test_data:
-        return dataset.file_split(data, settings.test_data)
+        return dataset.file_split(data, settings.test_data, settings.max_repair_share)
     return dataset.hash_split(data, settings.test_fraction, settings.split_salt, where)
 
 
@@ -134,7 +135,7 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
         configs = read_configs(settings)
         policy = load_policy(settings.policy)  # a bad policy.yml/must_pass.yml fails here (exit 2), not after training
         data_path, source = registry.fetch_data(tmp)
-        data = dataset.load_training_data(data_path)
+        data = dataset.load_training_data(data_path, max_repair_share=settings.max_repair_share)
     with stage("split"):
         split = split_data(settings, data, data_path)
         for warning in split.warnings:
@@ -146,6 +147,8 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
                      "examples": len(data.training_examples), "train_examples": len(split.train.training_examples),
                      "test_examples": len(split.test), "intents": intents, "split": split.params}
         report["data"] = data_info
+    with stage("validate"):  # repairs, notes, data check findings (README "nlu-ci validate")
+        data_stage.run_stage(settings, data, split, report)
 
     active_name = registry.active()
     active_meta = _active_metadata(registry, active_name, report)

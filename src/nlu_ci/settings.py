@@ -37,10 +37,14 @@ OPTIONS: list[Option] = [
     # -- the job
     Option("models_dir", "NLU_CI_MODELS_DIR", "var/models", "model store root (the PVC mount)", "path"),
     Option("project", "NLU_CI_PROJECT", "default", "project name (a folder in the store; the platform project)"),
-    Option("data", "NLU_CI_DATA", None, "training data: a Rasa NLU JSON/Markdown file or a folder of them", "path"),
+    Option("data", "NLU_CI_DATA", None, "training data: a Rasa NLU JSON/Markdown/YAML file or a folder of them", "path"),
     Option("test_data", "NLU_CI_TEST_DATA", None, "held-out test data file (default: a stable hash split)", "path"),
     Option("test_fraction", "NLU_CI_TEST_FRACTION", 0.2, "share of each intent held out by the hash split", "float"),
     Option("split_salt", "NLU_CI_SPLIT_SALT", "nlu-ci", "salt of the hash split (change it only to re-draw the split)"),
+    Option("max_repair_share", "NLU_CI_MAX_REPAIR_SHARE", 0.01,
+           "refuse data when more than this share of examples needed an entity repair (README 'Data cleaning')",
+           "float"),
+    Option("strict_data", "NLU_CI_STRICT_DATA", False, "data check warnings fail the run/validate (exit 2)", "bool"),
     Option("configs", "NLU_CI_CONFIG", ["nlu_config.yml"], "rasa_nlu pipeline config (repeat, or comma-separate in env)", "paths"),
     Option("policy", "NLU_CI_POLICY", None, "promotion policy file (policy.yml); default: built-in policy", "path"),
     Option("report", "NLU_CI_REPORT", None, "also write the JSON run report to this path", "path"),
@@ -104,6 +108,8 @@ class SettingsMethods:
     def validate(self):
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"--test-fraction / NLU_CI_TEST_FRACTION: {self.test_fraction} is not between 0 and 1")
+        if not 0.0 <= self.max_repair_share <= 1.0:
+            raise ConfigError(f"--max-repair-share / NLU_CI_MAX_REPAIR_SHARE: {self.max_repair_share} is not between 0 and 1")
         if self.keep_models < 2:
             raise ConfigError(f"--keep-models / NLU_CI_KEEP_MODELS: {self.keep_models} must be at least 2")
         if not self.project or "/" in self.project or self.project.startswith("."):

@@ -3,7 +3,7 @@
 
 Adding a command: one module and one line in ``COMMANDS``.
 """
-from nlu_ci.commands import check, compare, evaluate, report, rollback, run, status, train
+from nlu_ci.commands import check, compare, evaluate, report, rollback, run, status, train, validate
 from nlu_ci.commands.result import Result
 
 COMMANDS = [
@@ -15,6 +15,7 @@ COMMANDS = [
     train,
     check,
     report,
+    validate,
 ]
 
 __all__ = ["COMMANDS", "Result"]

@@ -1,8 +1,9 @@
 """Groups of settings that several commands take as flags (names of ``settings.OPTIONS``)."""
 COMMON = ["models_dir", "project", "output", "log_level", "log_format"]
 PLATFORM = ["platform_host", "platform_tag", "platform_auth", "http_timeout", "http_retries", "http_backoff"]
-RUN = COMMON + PLATFORM + [
-    "data", "test_data", "test_fraction", "split_salt", "configs", "policy", "report", "keep_models", "dry_run",
+DATA = ["data", "test_data", "test_fraction", "split_salt", "max_repair_share", "strict_data"]
+RUN = COMMON + PLATFORM + DATA + [
+    "configs", "policy", "report", "keep_models", "dry_run",
     "evaluation", "eval_timeout", "eval_poll_interval", "pushgateway_url", "pushgateway_username", "metrics_timeout",
     "strict_metrics", "review_url_base",
     "kubernetes", "pod_name", "pod_namespace", "pod_uid", "job_name", "job_uid", "lease_name", "lease_duration",
