@@ -3,13 +3,16 @@
 Intent metrics are computed as rasa_nlu 0.15's ``evaluate`` does: scikit-learn's
 ``precision_recall_fscore_support`` with ``average="weighted"`` over gold and predicted labels
 (a missing prediction counts as the label "None"). Entities are scored as exact spans: a predicted
-entity is right when start, end and entity type all match a gold one (micro P/R/F1).
+entity is right when start, end and entity type all match a gold one (micro P/R/F1). Beside them, the token-level entity scores of ``rasa_nlu.test`` (``entity_tokens``), so the
+numbers line up with rasa_nlu's own evaluation.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from nlu_ci.entity_tokens import token_scores
 
 NO_INTENT = "None"
 
@@ -25,6 +28,9 @@ class EvaluationResult:
     entity_precision: float | None = None
     entity_recall: float | None = None
     per_entity: dict[str, dict] = field(default_factory=dict)
+    entity_token_f1: float | None = None         # token-level, weighted, as rasa_nlu.test (entity_tokens.py)
+    entity_token_precision: float | None = None
+    entity_token_accuracy: float | None = None
     utterances: list[dict] = field(default_factory=list)
     source: str = "local"
 
@@ -37,6 +43,9 @@ class EvaluationResult:
             "entity_f1": self.entity_f1,
             "entity_precision": self.entity_precision,
             "entity_recall": self.entity_recall,
+            "entity_token_f1": self.entity_token_f1,
+            "entity_token_precision": self.entity_token_precision,
+            "entity_token_accuracy": self.entity_token_accuracy,
             "per_intent": self.per_intent,
             "per_entity": self.per_entity,
             "evaluated_by": self.source,
@@ -83,8 +92,10 @@ def entity_scores(gold: list[list[dict]], predicted: list[list[dict]]) -> tuple[
     return {"precision": p, "recall": r, "f1": f}, per
 
 
-def evaluate(examples: list[dict], predictions: list[dict], *, with_entities: bool = True) -> EvaluationResult:
-    """``examples`` and ``predictions`` in the same order (see docs/architecture.md for shapes)."""
+def evaluate(examples: list[dict], predictions: list[dict], *, with_entities: bool = True,
+             tokens: list[list[tuple[int, int]]] | None = None) -> EvaluationResult:
+    """``examples`` and ``predictions`` in the same order (see docs/architecture.md for shapes); ``tokens``: the
+    model tokenizer's (start, end) per example, for the token-level entity scores (None: not computed)."""
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     if len(examples) != len(predictions):
@@ -112,10 +123,12 @@ def evaluate(examples: list[dict], predictions: list[dict], *, with_entities: bo
         }
         for e, p in zip(examples, predictions, strict=True)
     ]
-    ent, per_entity = (None, {})
+    ent, per_entity, by_token = None, {}, None
     if with_entities:
-        ent, per_entity = entity_scores([e.get("entities", []) for e in examples],
-                                        [p.get("entities", []) for p in predictions])
+        gold_entities = [e.get("entities", []) for e in examples]
+        predicted_entities = [p.get("entities", []) for p in predictions]
+        ent, per_entity = entity_scores(gold_entities, predicted_entities)
+        by_token = token_scores(gold_entities, predicted_entities, tokens) if tokens is not None else None
     return EvaluationResult(
         intent_f1=float(f1),
         intent_precision=float(precision),
@@ -126,6 +139,9 @@ def evaluate(examples: list[dict], predictions: list[dict], *, with_entities: bo
         entity_precision=ent["precision"] if ent else None,
         entity_recall=ent["recall"] if ent else None,
         per_entity=per_entity,
+        entity_token_f1=by_token["f1"] if by_token else None,
+        entity_token_precision=by_token["precision"] if by_token else None,
+        entity_token_accuracy=by_token["accuracy"] if by_token else None,
         utterances=utterances,
     )
 
@@ -137,6 +153,9 @@ def format_table(result: EvaluationResult, title: str = "") -> str:
     if result.entity_f1 is not None:
         lines.append(f"entity F1 {result.entity_f1:.4f}  precision {result.entity_precision:.4f}  "
                      f"recall {result.entity_recall:.4f}")
+    if result.entity_token_f1 is not None:
+        lines.append(f"entity tokens (as rasa_nlu.test) F1 {result.entity_token_f1:.4f}  precision "
+                     f"{result.entity_token_precision:.4f}  accuracy {result.entity_token_accuracy:.4f}")
     width = max([len(k) for k in result.per_intent] + [6])
     lines.append(f"{'intent':<{width}}  precision  recall     f1  support")
     for name, m in sorted(result.per_intent.items()):

@@ -32,7 +32,8 @@ def model_section(name: str | None, path: Path | str | None, result=None, **extr
     """``candidate``/``active`` section: model name and path plus the evaluation summary."""
     section: dict[str, Any] = {"model": name, "path": str(path) if path else None}
     keys = ("intent_f1", "intent_accuracy", "intent_macro_f1", "intent_precision", "entity_f1",
-            "entity_precision", "entity_recall", "per_intent")
+            "entity_precision", "entity_recall", "entity_token_f1", "entity_token_precision", "entity_token_accuracy",
+            "per_intent")
     summary = result.summary() if result is not None else {}
     for key in keys:
         section[key] = summary.get(key)

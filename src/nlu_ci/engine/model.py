@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nlu_ci.engine.predict import load_model, predict
+from nlu_ci.engine.tokens import tokenize
 from nlu_ci.evaluation import EvaluationResult, evaluate
 
 
@@ -28,7 +29,9 @@ class Model:
         return predict(self.interpreter, texts)
 
     def evaluate(self, examples: list[dict]) -> EvaluationResult:
-        return evaluate(examples, self.predict([e["text"] for e in examples]))
+        texts = [e["text"] for e in examples]
+        tokens = tokenize(self.interpreter, texts) if self.extracts_entities else None  # token-level entity scores
+        return evaluate(examples, self.predict(texts), tokens=tokens)
 
     @property
     def extracts_entities(self) -> bool:
