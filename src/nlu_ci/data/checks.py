@@ -96,13 +96,13 @@ def name_checks(data) -> list[dict]:
     out = []
     intents = [m.get("intent") for m in data.training_examples if m.get("intent")]
     entities = [e["entity"] for m in data.training_examples for e in (m.get("entities") or [])]
-    for kind, names in (("intents", intents), ("entities", entities)):
+    for kind, singular, names in (("intents", "intent", intents), ("entities", "entity", entities)):
         pairs = near_duplicates(names)
         if pairs:
             shown = "; ".join("/".join(p) for p in pairs[:3])
             out.append(finding(f"near_duplicate_{kind}", "warning",
-                               f"{len(pairs)} pairs of {kind[:-1]} names look like one name written twice: {shown}",
-                               pairs))
+                               f"{len(pairs)} group(s) of {singular} names look like one name written twice: "
+                               f"{shown}", pairs))
     return out
 
 
