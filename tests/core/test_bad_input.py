@@ -45,13 +45,16 @@ BAD_DATA = {
     "too few examples for the split": (
         lambda t: _examples(t, [e for e in EX if e["intent"] != "deny"] + [EX[[e["intent"] for e in EX].index("deny")]]),
         "too few: deny (1)"),
+    # one bad span is repaired and listed (tests/data/test_cleaning.py); more than 1 % of examples: refused
     "entity offsets do not match": (
-        lambda t: _examples(t, EX[:-1] + [{"text": "large pizza please", "intent": "order_pizza",
-                                           "entities": [{"start": 0, "end": 4, "value": "large", "entity": "size"}]}]),
+        lambda t: _examples(t, EX[:-1] + [{"text": f"large pizza please {i}", "intent": "order_pizza",
+                                           "entities": [{"start": 0, "end": 4, "value": "large", "entity": "size"}]}
+                                          for i in range(5)]),
         "do not match the text"),
     "entity offsets out of range": (
-        lambda t: _examples(t, EX[:-1] + [{"text": "hi", "intent": "greet",
-                                           "entities": [{"start": 0, "end": 9, "value": "hi", "entity": "x"}]}]),
+        lambda t: _examples(t, EX[:-1] + [{"text": f"hi {i}", "intent": "greet",
+                                           "entities": [{"start": 0, "end": 9, "value": "hi", "entity": "x"}]}
+                                          for i in range(5)]),
         "entity"),
     "malformed markdown": (lambda t: _md(t, "## intent:greet\nhello there\n- hi\n"), "data.md"),
     "binary garbage": (lambda t: _bytes(t / "data.json", b"\xff\xfe\x00garbage"), "data.json"),
