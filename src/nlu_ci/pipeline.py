@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from nlu_ci import dataset, gate, kube
-from nlu_ci.data import stage as data_stage
 from nlu_ci import report as reports
+from nlu_ci.data import stage as data_stage
 from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import read_config, train
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, LockedError, NluCiError, StoreError, Terminated

@@ -109,3 +109,20 @@ def test_unreadable_markup_is_a_listed_repair_not_text(tmp_path):
     assert "go to Rome now" in by_text(data)
     (repair,) = notes_of(data).repairs
     assert repair["where"] == f"{p}:4" and repair["action"] == "dropped" and "not JSON" in repair["reason"]
+
+
+@pytest.mark.parametrize("source", ["nlu.yml", "rasa1_project"])
+def test_run_trains_rasa_yaml_and_a_rasa1_project(cli, source):
+    r = cli(["run", "--data", str(FILES / source), "--json"])
+    assert r.code == 0, r.output
+    report = r.json
+    assert report["outcome"] == "promoted"
+    ignored = " ".join(report["data"]["notes"])
+    assert "entity role" in ignored and "cannot learn" in ignored
+    assert any(w.startswith("data check ignored_features") for w in report["warnings"])
+    if source == "rasa1_project":
+        assert len(report["data"]["skipped_files"]) == 4
+    trained = json.loads((cli.store / report["candidate"]["model"] / "training_data.json").read_text())
+    texts = [e["text"] for e in trained["rasa_nlu_data"]["common_examples"]]
+    assert not any("{" in t or "](" in t for t in texts)
+    assert report["candidate"]["entity_token_f1"] is not None

@@ -12,7 +12,7 @@ from nlu_ci.registry.store import iso, now_utc
 
 NAME = "train"
 HELP = "train a model into the store (no evaluation, no promotion)"
-SETTINGS = COMMON + ["data", "configs"]
+SETTINGS = COMMON + ["data", "configs", "max_repair_share"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def main(settings, args: argparse.Namespace) -> Result:
     store = registry.store
     store.ensure()
     _, config_text = read_config(settings.config)
-    data = dataset.load_training_data(settings.data)
+    data = dataset.load_training_data(settings.data, max_repair_share=settings.max_repair_share)
     split = dataset.Split(data, [], {"method": "none"})
     with registry.lock():
         started = now_utc()

@@ -25,7 +25,7 @@ class Notes:
     skipped: list[str] = field(default_factory=list)   # files of a folder that are not NLU data
     examples: int = 0                                  # examples read (the base of the repair share)
 
-    def extend(self, other: "Notes") -> None:
+    def extend(self, other: Notes) -> None:
         self.notes.extend(other.notes)
         self.repairs.extend(other.repairs)
         self.skipped.extend(other.skipped)
