@@ -100,6 +100,18 @@ def test_alias_bomb_is_refused_quickly(tmp_path):
         dataset.load_training_data(p)
 
 
+def test_roles_in_rasa_json_are_noted_and_dropped(tmp_path):
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps({"rasa_nlu_data": {"common_examples": [
+        {"text": "fly to Rome", "intent": "fly", "entities": [{"start": 7, "end": 11, "value": "Rome",
+                                                             "entity": "city", "role": "destination"}]},
+        {"text": "fly home", "intent": "fly"}, {"text": "hi", "intent": "greet"}, {"text": "hey", "intent": "greet"}]}}))
+    data = dataset.load_training_data(p)
+    assert data.training_examples[0].get("entities") == [{"start": 7, "end": 11, "value": "Rome", "entity": "city"}]
+    assert notes_of(data).notes == [f"{p} example 0 ('fly to Rome'): entity role of 'city' ignored "
+                                    "(rasa_nlu 0.15 cannot learn roles or groups)"]
+
+
 def test_unreadable_markup_is_a_listed_repair_not_text(tmp_path):
     p = tmp_path / "nlu.yml"
     p.write_text('nlu:\n- intent: a\n  examples: |\n    - go to [Rome]{"entity": } now\n' +

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nlu_ci.data import Notes, notes_of
+from nlu_ci.data import Notes, markup, notes_of
 from nlu_ci.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,10 @@ def clean(data, where: Path | str) -> Notes:
         kept = []
         for entity in entities:
             fixed, problem = _fix(message.text, entity)
+            for key in markup.UNSUPPORTED_KEYS:  # Rasa 2+ JSON: {"entity": ..., "role": ...}
+                if fixed is not None and fixed.pop(key, None) not in (None, ""):
+                    notes.notes.append(f"{where} example {i} ({message.text[:40]!r}): entity {key} of "
+                                       f"'{fixed['entity']}' ignored (rasa_nlu 0.15 cannot learn roles or groups)")
             if fixed is not None:
                 kept.append(fixed)
             if problem:
