@@ -62,6 +62,7 @@ def test_every_gauge_from_a_promoted_report(tmp_path):
     assert value(found, "nlu_ci_last_promotion_timestamp_seconds") == end
     assert value(found, "nlu_ci_training_examples") == 412
     assert value(found, "nlu_ci_test_examples") == 103
+    assert value(found, "nlu_ci_data_repaired_examples") == 2
     assert value(found, "nlu_ci_mcnemar_p_value") == 0.021
     assert value(found, "nlu_ci_gate_check_passed", check="min_intent_f1") == 1
     assert value(found, "nlu_ci_gate_check_passed", check="significance") == 1
