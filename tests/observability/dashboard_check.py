@@ -82,7 +82,8 @@ def expected_panels(reports: list[dict], i: int, t: float, project: str) -> dict
             "B": {_labels(project=project): float(total)} if total is not None else {}},
         "Data size": {
             "A": {_labels(project=project): float(data["train_examples"])} if "train_examples" in data else {},
-            "B": {_labels(project=project): float(data["test_examples"])} if "test_examples" in data else {}},
+            "B": {_labels(project=project): float(data["test_examples"])} if "test_examples" in data else {},
+            "C": {_labels(project=project): float(data["repaired_examples"])} if "repaired_examples" in data else {}},
         "McNemar p-value (candidate vs active)": {"A": {_labels(project=project): p} if p is not None else {}},
         "Failed gate checks": {"A": {_labels(project=project, check=c["name"]): 0.0
                                      for c in checks if not c.get("passed")}},
