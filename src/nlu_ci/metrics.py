@@ -61,7 +61,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nlu_ci_training_examples": ("Training examples used by the last run.", ()),
     "nlu_ci_test_examples": ("Held-out test examples used by the last run.", ()),
     "nlu_ci_data_repaired_examples": ("Examples (training and test) whose entity annotations the last run "
-                                      "trimmed or dropped (README 'Data cleaning').", ()),
+                                      "trimmed or dropped (README 'Training data').", ()),
     "nlu_ci_mcnemar_p_value": ("McNemar test p-value, candidate vs active on the same test set.", ()),
     "nlu_ci_gate_check_passed": ("1 if the enabled promotion-gate check passed in the last run, else 0.",
                                  ("check",)),

@@ -42,7 +42,7 @@ OPTIONS: list[Option] = [
     Option("test_fraction", "NLU_CI_TEST_FRACTION", 0.2, "share of each intent held out by the hash split", "float"),
     Option("split_salt", "NLU_CI_SPLIT_SALT", "nlu-ci", "salt of the hash split (change it only to re-draw the split)"),
     Option("max_repair_share", "NLU_CI_MAX_REPAIR_SHARE", 0.01,
-           "refuse data when more than this share of examples needed an entity repair (README 'Data cleaning')",
+           "refuse data when more than this share of examples needed an entity repair (README 'Training data')",
            "float"),
     Option("strict_data", "NLU_CI_STRICT_DATA", False, "data check warnings fail the run/validate (exit 2)", "bool"),
     Option("configs", "NLU_CI_CONFIG", ["nlu_config.yml"], "rasa_nlu pipeline config (repeat, or comma-separate in env)", "paths"),

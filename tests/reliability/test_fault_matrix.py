@@ -308,7 +308,7 @@ DATA_CASES = {
                             setup=data_file(examples([e for e in EX if e["intent"] == "greet"]))),
     "data too few per intent": Case(2, "failed", "too few: deny (1)", setup=data_file(examples(
         [e for e in EX if e["intent"] != "deny"] + [EX[_deny]]))),
-    # one bad span is repaired and listed; more than 1 % of the examples: refused (README "Data cleaning")
+    # one bad span is repaired and listed; more than 1 % of the examples: refused (README "Training data")
     "data entity cuts a word": Case(2, "failed", "inside a word", setup=data_file(examples(EX + [
         {"text": f"large pizza please {i}", "intent": "order_pizza",
          "entities": [{"start": 0, "end": 4, "value": "large", "entity": "size"}]} for i in range(5)]))),

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import argparse
 
-from nlu_ci.commands.options import DATA
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import EXIT_OK, EXIT_USAGE, ConfigError
 
 NAME = "validate"
 HELP = "check training data: conflicts, duplicates, near-duplicate names, repairs (README 'nlu-ci validate')"
-SETTINGS = ["output", "log_level", "log_format"] + DATA
+SETTINGS = ["output", "log_level", "log_format", "data", "test_data", "max_repair_share", "strict_data"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
