@@ -53,7 +53,10 @@ def rejected_run(tmp_path_factory) -> dict:
     (tmp / "fast.yml").write_text(FAST_CONFIG)
     env = cli_env(tmp / "models", NLU_CI_CONFIG=str(tmp / "fast.yml"),
                   NLU_CI_REVIEW_URL_BASE="https://nlu-ci.example.test/store/")
-    assert run_cli(["run", "--data", str(SAMPLE)], env).code == 0
+    first = run_cli(["run", "--data", str(SAMPLE), "--json"], env)
+    assert first.code == 0 and first.json["outcome"] == "promoted", first.output
+    assert Path(first.json["review_page"]["path"]).is_file(), first.output  # the bootstrap run (no active model) too
+    assert "review page not written" not in first.stderr
     worse = write_data(tmp / "worse.json", shuffled_train_labels(load_sample()["rasa_nlu_data"]["common_examples"], 0.6))
     r = run_cli(["run", "--data", str(worse), "--json"], env)
     assert r.code == 0 and r.json["outcome"] == "rejected", r.output
