@@ -90,6 +90,19 @@ OPTIONS: list[Option] = [
     Option("lease_duration", "NLU_CI_LEASE_DURATION", 7200, "Lease duration, seconds", "int"),
     Option("restart_deployment", "NLU_CI_RESTART_DEPLOYMENT", None,
            "after a promotion, rollout-restart this Deployment ('name' or 'namespace/name')"),
+    # -- serving (nlu-ci serve-models, nlu-ci serve)
+    Option("host", "NLU_CI_HOST", "127.0.0.1", "address the server listens on (0.0.0.0 in a pod)"),
+    Option("port", "NLU_CI_PORT", None, "port the server listens on (default: 8080 serve-models, 5000 serve)", "int"),
+    Option("zip_cache", "NLU_CI_ZIP_CACHE", None, "folder for the cached model zips (default: $TMPDIR/nlu-ci-zips)",
+           "path"),
+    Option("model_url", "NLU_CI_MODEL_URL", None,
+           "URL rasa_nlu pulls its model from (serve-models' /models/<project>; default with RASA_PLATFORM_HOST: "
+           "the platform's tagged model)"),
+    Option("pull_interval", "NLU_CI_PULL_INTERVAL", 10.0, "seconds between two pulls of the model URL", "float"),
+    Option("swap", "NLU_CI_SWAP", "atomic", "how a pulled model replaces the old one: 'atomic' (load, then switch) or "
+           "'stock' (rasa_nlu 0.15's unload-then-load; requests in between fail)", "choice", ("atomic", "stock")),
+    Option("rasa_nlu_token", "RASA_NLU_TOKEN", None, "token rasa_nlu's server asks of every request (?token=)",
+           "secret", secret_file_env="RASA_NLU_TOKEN_FILE"),
 ]
 BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -118,7 +131,13 @@ class SettingsMethods:
             raise ConfigError("--evaluation platform needs RASA_PLATFORM_HOST")
         if self.platform_host and not self.platform_host.startswith(("http://", "https://")):
             raise ConfigError(f"RASA_PLATFORM_HOST: {redact.redact(self.platform_host)!r} must start with http:// or https://")
-        for name in ("http_timeout", "eval_timeout", "metrics_timeout", "eval_poll_interval", "http_backoff"):
+        if self.port is not None and not 0 < self.port < 65536:
+            raise ConfigError(f"--port / NLU_CI_PORT: {self.port} is not a TCP port (1-65535)")
+        if self.model_url and not self.model_url.startswith(("http://", "https://")):
+            raise ConfigError(f"--model-url / NLU_CI_MODEL_URL: {redact.redact(self.model_url)!r} must start with "
+                              "http:// or https://")
+        for name in ("http_timeout", "eval_timeout", "metrics_timeout", "eval_poll_interval", "http_backoff",
+                     "pull_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be > 0")
         return self

@@ -1,9 +1,21 @@
 """The CLI's commands, one module each: ``NAME``, ``HELP``, ``SETTINGS`` (the settings it takes as flags),
 ``add_arguments(parser)`` and ``main(settings, args) -> Result``. They return data; only ``cli`` prints.
 
-Adding a command: one module and one line in ``COMMANDS``.
+Adding a command: one module and one line in ``COMMANDS`` (plus its name in the import).
 """
-from nlu_ci.commands import check, compare, evaluate, report, rollback, run, status, train, validate
+from nlu_ci.commands import (  # one name a line: additions do not collide
+    check,
+    compare,
+    evaluate,
+    report,
+    rollback,
+    run,
+    serve,
+    serve_models,
+    status,
+    train,
+    validate,
+)
 from nlu_ci.commands.result import Result
 
 COMMANDS = [
@@ -16,6 +28,8 @@ COMMANDS = [
     check,
     report,
     validate,
+    serve_models,
+    serve,
 ]
 
 __all__ = ["COMMANDS", "Result"]

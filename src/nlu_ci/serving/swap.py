@@ -1,0 +1,112 @@
+"""rasa_nlu 0.15's model pulling, made safe for a server under load (applied by ``nlu-ci serve --swap atomic``).
+
+What the stock code does, and what goes wrong (measured by ``tests/serving/bench_swap.py``):
+
+1. ``Project.update_model_from_dir_and_unload_others`` first *unloads* the running model, then loads the new one.
+   A ``/parse`` arriving in between finds no loaded model, falls back to the newest ``model_*`` name it knows,
+   tries to load it from the server's ``--path`` (where it is not) and answers 500; names with a ``-1`` suffix
+   even fail rasa_nlu's timestamp parsing. Here: the new model is loaded while the old one answers, then one
+   reference assignment switches them; ``parse`` takes one snapshot of that reference per request, so every
+   request is answered by the old or the new model, whole.
+2. On 204 the stock puller returns the answer's ``ETag`` as a new fingerprint and loads an empty folder; a
+   failed load updates the fingerprint first (the model is never tried again) and kills the pulling thread (the
+   server never updates again). Here: only a non-empty download is loaded, the fingerprint is taken only after
+   the model loaded, and a failed pull is logged in one line and retried at the next interval.
+3. Every pull leaves a temporary folder behind (a full model copy per swap, an empty folder every interval).
+   Here: empty folders are removed at once, a replaced model's folder after the switch (its interpreter holds
+   what it needs in memory).
+
+``apply()`` is idempotent; it patches ``rasa_nlu.project`` of this process only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+log = logging.getLogger(__name__)
+
+_applied = False
+
+
+def model_name_from(filename: str | None) -> str | None:
+    """The model name from the ``filename`` header (``<name>.zip``); rasa_nlu 0.15 uses ``str.strip('.zip')``, which
+    also eats leading/trailing 'z', 'i', 'p' and '.' characters of the name."""
+    if not filename:
+        return None
+    name = os.path.basename(filename.strip())
+    return name[:-4] if name.endswith(".zip") else name or None
+
+
+def _update_model(self, model_dir: str, model_name: str) -> bool:
+    interpreter = self._interpreter_for_model(model_name, model_dir)  # the old model keeps answering meanwhile
+    old_dirs = getattr(self, "_nlu_ci_dirs", [])
+    self._models = {model_name: interpreter}  # one reference assignment: a reader sees the old dict or the new
+    self._nlu_ci_dirs = [model_dir]
+    for d in old_dirs:
+        if d != model_dir:
+            shutil.rmtree(d, ignore_errors=True)
+    log.info("now serving model %s", model_name)
+    return True
+
+
+def _parse_factory(original):
+    def parse(self, text, parsing_time=None, requested_model_name=None):
+        models = self._models  # one snapshot for the whole request
+        if self.pull_models:
+            loaded = [(name, interp) for name, interp in models.items() if interp is not None]
+            if loaded and requested_model_name in (None, loaded[0][0]):
+                name, interpreter = loaded[0]
+                response = interpreter.parse(text, parsing_time)
+                response["project"] = self._project
+                response["model"] = name
+                return response
+        return original(self, text, parsing_time, requested_model_name)
+
+    return parse
+
+
+def _update_from_server(model_server, project_obj) -> None:
+    from rasa_nlu import project
+
+    model_dir = tempfile.mkdtemp(prefix="nlu-ci-pulled-")
+    try:
+        fingerprint, filename = project._pull_model_and_fingerprint(model_server, model_dir, project_obj.fingerprint)
+        if fingerprint and os.listdir(model_dir):
+            name = model_name_from(filename) or project._get_remote_model_name(None)
+            project_obj.update_model_from_dir_and_unload_others(model_dir, name)
+            project_obj.fingerprint = fingerprint  # only now: a model that failed to load is tried again
+            return
+    except Exception as err:  # a bad zip, a model that does not load: keep serving the old one, retry later
+        log.warning("pulling a model from %s failed, still serving %s: %s", model_server.url,
+                    ", ".join(project_obj._list_loaded_models()) or "nothing", " ".join(str(err).split())[:300])
+    shutil.rmtree(model_dir, ignore_errors=True)
+
+
+def _pulling_worker(model_server, wait_time_between_pulls, project_obj) -> None:
+    while True:
+        _update_from_server(model_server, project_obj)
+        time.sleep(wait_time_between_pulls)
+
+
+def apply() -> None:
+    global _applied
+    if _applied:
+        return
+    from rasa_nlu import project
+
+    project.Project.update_model_from_dir_and_unload_others = _update_model
+    project.Project.parse = _parse_factory(project.Project.parse)
+    project._update_model_from_server = _update_from_server
+    project._run_model_pulling_worker = _pulling_worker
+    _applied = True
+
+
+def serving_model(project_obj) -> str | None:
+    """The model a pulling project answers with, or None (nothing pulled yet: rasa_nlu's keyword fallback)."""
+    from rasa_nlu.project import FALLBACK_MODEL_NAME
+
+    loaded = [m for m in project_obj._list_loaded_models() if m != FALLBACK_MODEL_NAME]
+    return loaded[0] if loaded else None
