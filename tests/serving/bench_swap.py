@@ -1,0 +1,119 @@
+"""Benchmark: failed requests and latency of rasa_nlu's /parse while the served model is swapped under load.
+
+Trains two models (A, B) with the real CLI, starts ``nlu-ci serve-models`` and ``nlu-ci serve`` on loopback,
+runs ``--threads`` clients sending /parse back to back, and swaps the active model ``--swaps`` times with
+``nlu-ci rollback <name>`` (A, B, A, ...). For each swap mode (``--swap atomic``: nlu-ci's load-then-switch;
+``stock``: rasa_nlu 0.15's unload-then-load) it reports
+
+* failed requests (connection errors, non-200, or an answer not from a ``model_*``), overall and during swaps;
+* latency percentiles of requests started during a swap (from the ACTIVE change until 1 s after the first
+  answer by the new model) and of the others;
+* swap latency: from the ACTIVE change to the first answer by the new model (bounded by the pull interval plus
+  the time to download and load the model).
+
+    .venv/bin/python tests/serving/bench_swap.py [--swaps 6] [--threads 4] [--pull-interval 1] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serving_helpers import (  # noqa: E402
+    ActiveWatcher,
+    Load,
+    Store,
+    percentiles,
+    start_model_server,
+    start_rasa,
+    wait_until,
+)
+
+
+def measure(store: Store, a: str, b: str, mode: str, args, work: Path) -> dict:
+    store.rollback(a)
+    model_server = start_model_server(store, work)
+    rasa = start_rasa(store, model_server.url + "/models/default", work, args.pull_interval, swap=mode)
+    watcher = ActiveWatcher(store).start()
+    load = Load(rasa.url, threads=args.threads).start()
+    swaps = []
+    try:
+        time.sleep(args.settle)  # steady-state traffic before the first swap
+        for i in range(args.swaps):
+            target = b if i % 2 == 0 else a
+            store.rollback(target)
+            t = watcher.changed_to(target)
+            first = wait_until(lambda: load.first_answer_by(target, t), args.pull_interval + 60,  # noqa: B023
+                               what=f"an answer by {target}")
+            swaps.append((t, first, target))
+            time.sleep(args.settle)
+    finally:
+        load.stop()
+        watcher.stop()
+        rasa.stop()
+        model_server.stop()
+    results = load.results
+    during = [r for r in results if any(t <= r[0] <= first + 1.0 for t, first, _ in swaps)]
+    outside = [r for r in results if r not in during]
+    failed = load.failed()
+    return {
+        "mode": mode, "threads": args.threads, "pull_interval_s": args.pull_interval, "swaps": len(swaps),
+        "requests": len(results), "failed": len(failed),
+        "failed_during_swaps": len([r for r in failed if r in during]),
+        "failed_examples": sorted({f"{s} {str(m)[:80]}" for _, _, s, m in failed})[:5],
+        "latency_during_swaps": percentiles([d for _, d, s, _ in during if s == 200]),
+        "latency_steady": percentiles([d for _, d, s, _ in outside if s == 200]),
+        "swap_latency_s": {"min": round(min(f - t for t, f, _ in swaps), 2),
+                           "median": round(statistics.median(f - t for t, f, _ in swaps), 2),
+                           "max": round(max(f - t for t, f, _ in swaps), 2)},
+    }
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| swap | requests | failed (during swaps) | p50 / p95 / p99 / max during swaps, ms | p50 / p99 steady, ms "
+           "| swap latency min / median / max, s |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        d, s, w = r["latency_during_swaps"], r["latency_steady"], r["swap_latency_s"]
+        out.append(f"| {r['mode']} | {r['requests']} | {r['failed']} ({r['failed_during_swaps']}) | "
+                   f"{d.get('p50_ms')} / {d.get('p95_ms')} / {d.get('p99_ms')} / {d.get('max_ms')} | "
+                   f"{s.get('p50_ms')} / {s.get('p99_ms')} | {w['min']} / {w['median']} / {w['max']} |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--swaps", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--pull-interval", type=float, default=1.0)
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds of traffic before and after each swap")
+    parser.add_argument("--modes", default="atomic,stock")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-swap-"))
+    try:
+        store = Store(work)
+        a = store.run(0)["candidate"]["model"]
+        b = store.run(2)["candidate"]["model"]
+        rows = []
+        for mode in args.modes.split(","):
+            rows.append(measure(store, a, b, mode, args, work))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"/parse under {args.threads} client threads while the active model is swapped {args.swaps} times "
+          f"(pull interval {args.pull_interval:g} s):\n")
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
