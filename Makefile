@@ -11,7 +11,7 @@ IMAGE ?= nlu-ci:$(VERSION)
 OVERLAY ?= k8s
 NAMESPACE ?= nlu-ci
 
-.PHONY: help install install-system run test test-core test-reliability lint clean manifests image deploy deploy-manifests manual-run bench
+.PHONY: help install install-system run test test-core test-reliability lint clean manifests image deploy deploy-manifests manual-run bench bench-serving
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ lint: install  ## ruff, hadolint, manifests (kustomize render, kubernetes-valida
 
 bench: install  ## stock rasa_nlu vs nlu-ci pipelines on HWU64 1k-10k + synthetic 100k (~40 min); writes docs/bench/
 	$(PY) bench/run_bench.py $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-serving
+
+bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)
+	$(PY) tests/serving/bench_swap.py $(BENCH_SERVING_ARGS)
 
 manifests:  ## refresh k8s/ copies of nlu_config.yml, policy.yml, must_pass.yml and monitoring/ (kustomize reads only k8s/)
 	@python3 scripts/sync_k8s.py
