@@ -60,13 +60,16 @@ def measure(store: Store, a: str, b: str, mode: str, args, work: Path) -> dict:
         rasa.stop()
         model_server.stop()
     results = load.results
-    during = [r for r in results if any(t <= r[0] <= first + 1.0 for t, first, _ in swaps)]
-    outside = [r for r in results if r not in during]
+    in_swap = [any(t <= r[0] <= first + 1.0 for t, first, _ in swaps) for r in results]
+    during = [r for r, inside in zip(results, in_swap, strict=True) if inside]
+    outside = [r for r, inside in zip(results, in_swap, strict=True) if not inside]
     failed = load.failed()
+    failed_set = set(failed)
+    failed_during = [r for r in during if r in failed_set]
     return {
         "mode": mode, "threads": args.threads, "pull_interval_s": args.pull_interval, "swaps": len(swaps),
         "requests": len(results), "failed": len(failed),
-        "failed_during_swaps": len([r for r in failed if r in during]),
+        "failed_during_swaps": len(failed_during),
         "failed_examples": sorted({f"{s} {str(m)[:80]}" for _, _, s, m in failed})[:5],
         "latency_during_swaps": percentiles([d for _, d, s, _ in during if s == 200]),
         "latency_steady": percentiles([d for _, d, s, _ in outside if s == 200]),

@@ -109,3 +109,25 @@ def test_rasa_server_before_any_model_is_not_ready(tmp_path):
             rasa.stop()
     finally:
         model_server.stop()
+
+
+def test_the_stock_pipelines_pickles_load_in_the_server_process(tmp_path):
+    """rasa_nlu's stock components (SklearnIntentClassifier, CRFEntityExtractor: pickles that import
+    sklearn.externals.joblib) load in ``nlu-ci serve`` because nlu-ci's compat shims are applied there."""
+    from nluci_testing import FAST_CONFIG
+
+    store = Store(tmp_path)
+    store.config.write_text(FAST_CONFIG)
+    a = store.run(0)["candidate"]["model"]
+    assert any(p.suffix == ".pkl" for p in (store.models / "default" / a).iterdir())
+    model_server = start_model_server(store, tmp_path)
+    try:
+        rasa = start_rasa(store, model_server.url + "/models/default", tmp_path, pull_interval=PULL)
+        try:
+            status, body = parse(rasa.url, "i want a large pizza")
+            assert status == 200 and body["model"] == a and body["intent"]["name"] == "order_pizza"
+            assert any(e["entity"] == "size" and e["value"] == "large" for e in body["entities"])
+        finally:
+            rasa.stop()
+    finally:
+        model_server.stop()
