@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serving_helpers import (  # noqa: E402
+    SERVING_CONFIG,
     ActiveWatcher,
     Load,
     Store,
@@ -35,6 +36,8 @@ from serving_helpers import (  # noqa: E402
     start_rasa,
     wait_until,
 )
+
+from nluci_testing import FAST_CONFIG  # noqa: E402
 
 
 def measure(store: Store, a: str, b: str, mode: str, args, work: Path) -> dict:
@@ -97,11 +100,14 @@ def main() -> int:
     parser.add_argument("--pull-interval", type=float, default=1.0)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds of traffic before and after each swap")
     parser.add_argument("--modes", default="atomic,stock")
+    parser.add_argument("--pipeline", choices=["linear", "classic"], default="linear",
+                        help="linear: tokenizer + LinearIntentClassifier (loads in ms); classic: rasa_nlu's stock "
+                             "pickled pipeline with CRF entities (loads slower: a wider window for the stock swap)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-swap-"))
     try:
-        store = Store(work)
+        store = Store(work, SERVING_CONFIG if args.pipeline == "linear" else FAST_CONFIG)
         a = store.run(0)["candidate"]["model"]
         b = store.run(2)["candidate"]["model"]
         rows = []
@@ -110,7 +116,7 @@ def main() -> int:
             print(json.dumps(rows[-1]), file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"/parse under {args.threads} client threads while the active model is swapped {args.swaps} times "
+    print(f"/parse ({args.pipeline} pipeline) under {args.threads} client threads while the active model is swapped {args.swaps} times "
           f"(pull interval {args.pull_interval:g} s):\n")
     print(table(rows))
     if args.json:

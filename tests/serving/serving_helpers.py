@@ -78,11 +78,11 @@ def zip_is_complete_model(body: bytes) -> tuple[str, list[str]]:
 class Store:
     """A model store in ``root`` with data variants, trained and promoted by the real CLI."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, config: str = SERVING_CONFIG):
         self.root = root
         self.models = root / "models"
         self.config = root / "serving_config.yml"
-        self.config.write_text(SERVING_CONFIG)
+        self.config.write_text(config)
         (root / "promote_all.yml").write_text(PROMOTE_ALL)
         (root / "reject_all.yml").write_text(REJECT_ALL)
         self.examples = load_sample()["rasa_nlu_data"]["common_examples"]
