@@ -113,7 +113,8 @@ def test_rasa_server_before_any_model_is_not_ready(tmp_path):
 
 def test_the_stock_pipelines_pickles_load_in_the_server_process(tmp_path):
     """rasa_nlu's stock components (SklearnIntentClassifier, CRFEntityExtractor: pickles that import
-    sklearn.externals.joblib) load in ``nlu-ci serve`` because nlu-ci's compat shims are applied there."""
+    sklearn.externals.joblib) load in ``nlu-ci serve`` because nlu-ci's compat shims are applied there, and
+    answer concurrent requests without errors."""
     from nluci_testing import FAST_CONFIG
 
     store = Store(tmp_path)
@@ -127,6 +128,12 @@ def test_the_stock_pipelines_pickles_load_in_the_server_process(tmp_path):
             status, body = parse(rasa.url, "i want a large pizza")
             assert status == 200 and body["model"] == a and body["intent"]["name"] == "order_pizza"
             assert any(e["entity"] == "size" and e["value"] == "large" for e in body["entities"])
+            # concurrent requests: rasa_nlu's CRFEntityExtractor shares one crfsuite tagger between threads
+            # (serving.threadsafe); without the lock some of these answer 500 "The position, N is out of range"
+            load = Load(rasa.url, threads=4, max_requests=1500).start()
+            wait_until(lambda: len(load.results) >= 1500, 300, step=0.2, what="1500 answers")
+            load.stop()
+            assert load.failed() == [] and {m for *_, m in load.results} == {a}
         finally:
             rasa.stop()
     finally:

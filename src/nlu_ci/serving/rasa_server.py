@@ -71,8 +71,9 @@ def build(settings, workdir: str | None = None):
     from rasa_nlu.data_router import DataRouter
     from rasa_nlu.server import RasaNLU
 
-    from nlu_ci.serving import swap
+    from nlu_ci.serving import swap, threadsafe
 
+    threadsafe.apply()  # rasa_nlu's CRFEntityExtractor under concurrent requests (both swap modes)
     if settings.swap == "atomic":
         swap.apply()
     endpoint = endpoint_config(settings)
