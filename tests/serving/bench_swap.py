@@ -46,15 +46,19 @@ def measure(store: Store, a: str, b: str, mode: str, args, work: Path) -> dict:
     rasa = start_rasa(store, model_server.url + "/models/default", work, args.pull_interval, swap=mode)
     watcher = ActiveWatcher(store).start()
     load = Load(rasa.url, threads=args.threads).start()
-    swaps = []
+    swaps, stuck = [], None
     try:
         time.sleep(args.settle)  # steady-state traffic before the first swap
         for i in range(args.swaps):
             target = b if i % 2 == 0 else a
             store.rollback(target)
             t = watcher.changed_to(target)
-            first = wait_until(lambda: load.first_answer_by(target, t), args.pull_interval + 60,  # noqa: B023
-                               what=f"an answer by {target}")
+            try:
+                first = wait_until(lambda: load.first_answer_by(target, t), args.pull_interval + 60,  # noqa: B023
+                                   what=f"an answer by {target}")
+            except AssertionError as err:  # reported, not hidden: the swap never reached the users
+                stuck = f"swap {i + 1}: {err}; server log: {' | '.join(rasa.log_text().splitlines()[-3:])[-400:]}"
+                break
             swaps.append((t, first, target))
             time.sleep(args.settle)
     finally:
@@ -78,7 +82,8 @@ def measure(store: Store, a: str, b: str, mode: str, args, work: Path) -> dict:
         "latency_steady": percentiles([d for _, d, s, _ in outside if s == 200]),
         "swap_latency_s": {"min": round(min(f - t for t, f, _ in swaps), 2),
                            "median": round(statistics.median(f - t for t, f, _ in swaps), 2),
-                           "max": round(max(f - t for t, f, _ in swaps), 2)},
+                           "max": round(max(f - t for t, f, _ in swaps), 2)} if swaps else {},
+        "stuck": stuck,
     }
 
 
@@ -87,6 +92,10 @@ def table(rows: list[dict]) -> str:
            "| swap latency min / median / max, s |", "|---|---|---|---|---|---|"]
     for r in rows:
         d, s, w = r["latency_during_swaps"], r["latency_steady"], r["swap_latency_s"]
+        if r["stuck"]:
+            out.append(f"| {r['mode']} | {r['requests']} | {r['failed']} ({r['failed_during_swaps']}) | "
+                       f"**stuck after {r['swaps']} swaps**: {r['stuck'][:160]} | | |")
+            continue
         out.append(f"| {r['mode']} | {r['requests']} | {r['failed']} ({r['failed_during_swaps']}) | "
                    f"{d.get('p50_ms')} / {d.get('p95_ms')} / {d.get('p99_ms')} / {d.get('max_ms')} | "
                    f"{s.get('p50_ms')} / {s.get('p99_ms')} | {w['min']} / {w['median']} / {w['max']} |")

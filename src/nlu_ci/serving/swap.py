@@ -7,7 +7,9 @@ What the stock code does, and what goes wrong (measured by ``tests/serving/bench
    tries to load it from the server's ``--path`` (where it is not) and answers 500; names with a ``-1`` suffix
    even fail rasa_nlu's timestamp parsing. Here: the new model is loaded while the old one answers, then one
    reference assignment switches them; ``parse`` takes one snapshot of that reference per request, so every
-   request is answered by the old or the new model, whole.
+   request is answered by the old or the new model, whole. (The stock ``parse`` also takes a reader lock that
+   it does not release when it raises: after one such 500 the next swap waits for the writer lock for ever.
+   The parse here takes no lock.)
 2. On 204 the stock puller returns the answer's ``ETag`` as a new fingerprint and loads an empty folder; a
    failed load updates the fingerprint first (the model is never tried again) and kills the pulling thread (the
    server never updates again). Here: only a non-empty download is loaded, the fingerprint is taken only after
