@@ -28,6 +28,9 @@ DASHBOARD_UID = "nlu-ci"
 SUCCESS_HOURS = 26          # the job runs nightly: one missed night plus two hours of slack
 NO_PROMOTION_DAYS = 14
 MAX_F1_DROP = 0.10          # candidate intent F1 this far below the active one: the new data is suspect
+RETRY_HOURS = 3             # = the CronJob's activeDeadlineSeconds: a Job's retries all end within it
+PUSHGATEWAY_JOB = "pushgateway"  # Prometheus' scrape job of the Pushgateway (ServiceMonitor: the Service name)
+RUNBOOK = "docs/runbook.md"      # --runbook-base https://<git host>/<repo>/blob/main/docs/runbook.md
 
 SEL = 'job="nlu_ci", project=~"$project"'
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -165,62 +168,77 @@ def dashboard(no_promotion_days: int = NO_PROMOTION_DAYS, success_hours: int = S
     }
 
 
+def _alert(name: str, expr: str, for_: str, severity: str, summary: str, description: str,
+           runbook: str) -> dict:
+    return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity},
+            "annotations": {"summary": summary, "description": description,
+                            "runbook_url": f"{runbook}#{name.lower()}"}}
+
+
 def rules(no_promotion_days: int = NO_PROMOTION_DAYS, max_f1_drop: float = MAX_F1_DROP,
-          success_hours: int = SUCCESS_HOURS) -> dict:
-    """Plain Prometheus rule groups (the PrometheusRule's ``spec`` is the same document)."""
+          success_hours: int = SUCCESS_HOURS, retry_hours: int = RETRY_HOURS,
+          pushgateway_job: str = PUSHGATEWAY_JOB, projects: tuple[str, ...] = (),
+          runbook: str = RUNBOOK) -> dict:
+    """Plain Prometheus rule groups (the PrometheusRule's ``spec`` is the same document).
+
+    Joins of two nlu-ci series match on every label but the one that differs (``ignoring (model)``),
+    so that the same project pushed to several Pushgateways (instance/namespace differ) stays one-to-one.
+    ``projects``: with names, the no-metrics alert watches each one (``absent`` keeps the ``project``
+    label); without, it fires only when no nlu-ci series at all exists."""
     job = 'job="nlu_ci"'
-    return {"groups": [{
-        "name": "nlu-ci",
-        "rules": [
-            {"alert": "NluCiNoSuccessfulRun",
-             "expr": f"time() - nlu_ci_last_success_timestamp_seconds{{{job}}} > {success_hours} * 3600",
-             "for": "10m",
-             "labels": {"severity": "critical"},
-             "annotations": {
-                 "summary": "nlu-ci {{ $labels.project }}: no successful run for "
-                            "{{ $value | humanizeDuration }}",
-                 "description": f"No nlu-ci run of project {{{{ $labels.project }}}} completed in the last "
-                                f"{success_hours} h (the job runs nightly). Look at the CronJob's last Jobs and "
-                                "the run reports in the model store."}},
-            {"alert": "NluCiNeverSucceeded",
-             "expr": (f"nlu_ci_last_run_timestamp_seconds{{{job}}} "
-                      f"unless on (job, project) nlu_ci_last_success_timestamp_seconds{{{job}}}"),
-             "for": f"{success_hours}h",
-             "labels": {"severity": "critical"},
-             "annotations": {
-                 "summary": "nlu-ci {{ $labels.project }}: runs but has never completed",
-                 "description": f"Project {{{{ $labels.project }}}} has pushed metrics for {success_hours} h "
-                                "without a single completed run."}},
-            {"alert": "NluCiLastRunFailed",
-             "expr": f'nlu_ci_run_outcome{{{job}, outcome="failed"}} == 1',
-             "for": "5m",
-             "labels": {"severity": "warning"},
-             "annotations": {
-                 "summary": "nlu-ci {{ $labels.project }}: the last run failed",
-                 "description": "The newest run of project {{ $labels.project }} ended with outcome failed; "
-                                "the active model keeps serving. The run report names the error."}},
-            {"alert": "NluCiNoPromotion",
-             "expr": (f"time() - nlu_ci_last_promotion_timestamp_seconds{{{job}}} "
-                      f"> {no_promotion_days} * 86400"),
-             "for": "1h",
-             "labels": {"severity": "info"},
-             "annotations": {
-                 "summary": "nlu-ci {{ $labels.project }}: no promotion for {{ $value | humanizeDuration }}",
-                 "description": f"No candidate was promoted in {no_promotion_days} days: the gate rejects every "
-                                "new model, or the data has stopped changing."}},
-            {"alert": "NluCiCandidateFarBelowActive",
-             "expr": (f'nlu_ci_intent_f1{{{job}, model="active"}} '
-                      f'- on (job, project) nlu_ci_intent_f1{{{job}, model="candidate"}} > {max_f1_drop}'),
-             "for": "5m",
-             "labels": {"severity": "warning"},
-             "annotations": {
-                 "summary": "nlu-ci {{ $labels.project }}: candidate intent F1 {{ $value | printf \"%.2f\" }} "
-                            "below the active model",
-                 "description": f"The newest candidate scored more than {max_f1_drop} intent F1 below the "
-                                "active model on the same test set: new training data is probably broken "
-                                "(mislabelled or truncated). The gate kept the active model."}},
-        ],
-    }]}
+    if projects:
+        absent = " or ".join(f'absent(nlu_ci_last_run_timestamp_seconds{{{job}, project="{p}"}})'
+                             for p in projects)
+    else:
+        absent = f"absent(nlu_ci_last_run_timestamp_seconds{{{job}}})"
+    gateway = f'job="{pushgateway_job}"'
+    alerts = [
+        _alert("NluCiNoSuccessfulRun",
+               f"time() - nlu_ci_last_success_timestamp_seconds{{{job}}} > {success_hours} * 3600", "10m",
+               "critical", "nlu-ci {{ $labels.project }}: no successful run for {{ $value | humanizeDuration }}",
+               f"No nlu-ci run of project {{{{ $labels.project }}}} completed in the last {success_hours} h "
+               "(the job runs nightly). Look at the CronJob's last Jobs and the run reports in the model store.",
+               runbook),
+        _alert("NluCiNeverSucceeded",
+               f"nlu_ci_last_run_timestamp_seconds{{{job}}} "
+               f"unless ignoring () nlu_ci_last_success_timestamp_seconds{{{job}}}", f"{success_hours}h",
+               "critical", "nlu-ci {{ $labels.project }}: runs but has never completed",
+               f"Project {{{{ $labels.project }}}} has pushed metrics for {success_hours} h without a single "
+               "completed run.", runbook),
+        # "for" = the Job's retry window (activeDeadlineSeconds): a failed attempt that a retry of the
+        # same Job turns into a success never pages; the RunFailed Event on the Job is immediate
+        _alert("NluCiLastRunFailed", f'nlu_ci_run_outcome{{{job}, outcome="failed"}} == 1', f"{retry_hours}h",
+               "warning", "nlu-ci {{ $labels.project }}: the last run failed",
+               "The newest run of project {{ $labels.project }} ended with outcome failed and no retry of "
+               f"the Job succeeded within {retry_hours} h; the active model keeps serving. The run report "
+               "names the error.", runbook),
+        _alert("NluCiNoPromotion",
+               f"time() - nlu_ci_last_promotion_timestamp_seconds{{{job}}} > {no_promotion_days} * 86400", "1h",
+               "info", "nlu-ci {{ $labels.project }}: no promotion for {{ $value | humanizeDuration }}",
+               f"No candidate was promoted in {no_promotion_days} days: the gate rejects every new model, "
+               "or the data has stopped changing.", runbook),
+        _alert("NluCiCandidateFarBelowActive",
+               f'nlu_ci_intent_f1{{{job}, model="active"}} '
+               f'- ignoring (model) nlu_ci_intent_f1{{{job}, model="candidate"}} > {max_f1_drop}', "5m",
+               "warning", "nlu-ci {{ $labels.project }}: candidate intent F1 {{ $value | printf \"%.2f\" }} "
+               "below the active model",
+               f"The newest candidate scored more than {max_f1_drop} intent F1 below the active model on the "
+               "same test set: new training data is probably broken (mislabelled or truncated). The gate kept "
+               "the active model.", runbook),
+        # nothing pushed at all: the timestamp alerts above need a series to compare with
+        _alert("NluCiNoMetrics", absent, f"{success_hours}h", "critical",
+               f"nlu-ci: no metrics for {success_hours} h" + "{{ with $labels.project }} (project {{ . }}){{ end }}",
+               f"Prometheus has had no nlu-ci series (job nlu_ci) for {success_hours} h: the job never "
+               "pushed (pod stuck in ContainerCreating on a missing Secret, image pull error, OOM-killed "
+               "before the end), or the Pushgateway lost its series (restarted without persistence), or "
+               "Prometheus does not scrape it.", runbook),
+        _alert("NluCiPushgatewayDown", f"up{{{gateway}}} == 0 or absent(up{{{gateway}}})", "15m", "warning",
+               "nlu-ci: Pushgateway down or not scraped{{ with $labels.instance }} ({{ . }}){{ end }}",
+               f"Prometheus cannot scrape the Pushgateway (scrape job {pushgateway_job}), or has no such "
+               "target: the next runs' metrics are lost or invisible (a ServiceMonitor without the release "
+               "label of your Prometheus is never scraped).", runbook),
+    ]
+    return {"groups": [{"name": "nlu-ci", "rules": alerts}]}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -235,15 +253,15 @@ _Dumper.add_representer(str, _str)
 
 
 def render(no_promotion_days: int = NO_PROMOTION_DAYS, max_f1_drop: float = MAX_F1_DROP,
-           success_hours: int = SUCCESS_HOURS) -> dict[str, str]:
-    """File name -> text of every generated file."""
+           success_hours: int = SUCCESS_HOURS, **rule_options) -> dict[str, str]:
+    """File name -> text of every generated file (``rule_options``: the other keywords of ``rules``)."""
     header = ("# Generated by monitoring/generate.py; edit the script, then run it (tests check they agree).\n"
               f"# Thresholds: no success {success_hours} h, no promotion {no_promotion_days} d, "
               f"F1 drop {max_f1_drop}.\n")
     return {
         DASHBOARD_FILE: json.dumps(dashboard(no_promotion_days, success_hours), indent=2) + "\n",
-        RULES_FILE: header + yaml.dump(rules(no_promotion_days, max_f1_drop, success_hours), Dumper=_Dumper,
-                                       sort_keys=False, width=1000),
+        RULES_FILE: header + yaml.dump(rules(no_promotion_days, max_f1_drop, success_hours, **rule_options),
+                                       Dumper=_Dumper, sort_keys=False, width=1000),
     }
 
 
@@ -253,12 +271,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-promotion-days", type=int, default=NO_PROMOTION_DAYS)
     parser.add_argument("--max-f1-drop", type=float, default=MAX_F1_DROP)
     parser.add_argument("--success-hours", type=int, default=SUCCESS_HOURS)
+    parser.add_argument("--retry-hours", type=int, default=RETRY_HOURS,
+                        help="a failed run pages only if no retry succeeded within this (the Job's deadline)")
+    parser.add_argument("--pushgateway-job", default=PUSHGATEWAY_JOB, help="Prometheus' scrape job of the gateway")
+    parser.add_argument("--project", action="append", default=[], dest="projects",
+                        help="watch this project for missing metrics (repeatable; default: any project)")
+    parser.add_argument("--runbook-base", default=RUNBOOK, help="runbook_url of every alert = this + #<alert>")
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
     args = parser.parse_args(argv)
-    if args.no_promotion_days < 1 or args.success_hours < 1 or not 0 < args.max_f1_drop < 1:
-        parser.error("--no-promotion-days and --success-hours must be >= 1, --max-f1-drop in (0, 1)")
+    if (args.no_promotion_days < 1 or args.success_hours < 1 or args.retry_hours < 1
+            or not 0 < args.max_f1_drop < 1):
+        parser.error("--no-promotion-days, --success-hours and --retry-hours must be >= 1, --max-f1-drop in (0, 1)")
+    options = {"retry_hours": args.retry_hours, "pushgateway_job": args.pushgateway_job,
+               "projects": tuple(args.projects), "runbook": args.runbook_base}
     stale = []
-    for name, text in render(args.no_promotion_days, args.max_f1_drop, args.success_hours).items():
+    for name, text in render(args.no_promotion_days, args.max_f1_drop, args.success_hours, **options).items():
         path = args.out_dir / name
         if args.check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:

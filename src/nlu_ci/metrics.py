@@ -12,6 +12,7 @@ carried forward: from ``previous`` (optional, from the caller), the previous ``m
 
 Metrics never carry a secret: labels are only project (grouping key), model, outcome, stage and check.
 A push that fails is a warning (URL redacted) unless ``strict=True``, which raises ``RuntimeFailure``.
+A ``locked`` run pushes nothing (it did no work; the run holding the lock pushes its own outcome).
 """
 from __future__ import annotations
 
@@ -367,7 +368,11 @@ def publish(report: Mapping[str, Any], *, store_dir: Path, pushgateway_url: str 
         result.textfile_error = f"cannot write metrics file {textfile}: {_one_line(err)}"
         log.warning("%s", result.textfile_error)
 
-    if pushgateway_url:
+    if pushgateway_url and report.get("outcome") == "locked":
+        # another run holds the store and will push its own outcome: a PUT now would replace that
+        # project's group (wipe its F1 series, clear a failed run's alert) with a run that did nothing
+        log.info("locked run: nothing pushed to the Pushgateway (the run holding the lock pushes)")
+    elif pushgateway_url:
         result.push_attempted = True
         result.url = safe_url(pushgateway_url)
         try:
