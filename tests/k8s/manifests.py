@@ -12,7 +12,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-TREES = ["k8s", "k8s/overlays/dev", "k8s/overlays/prod"]
+TREES = ["k8s", "k8s/overlays/dev", "k8s/overlays/prod", "k8s/overlays/multi-project"]
+K8S_FLOOR = 31  # the oldest Kubernetes minor the README supports (1.31: podFailurePolicy GA)
+
+
+def supported_versions() -> list[str]:
+    """Every Kubernetes minor from the README's floor to the newest the validator ships schemas for."""
+    from kubernetes_validate import utils as kv
+
+    newest = int(kv.latest_version().split(".")[1])
+    return [f"1.{minor}.0" for minor in range(K8S_FLOOR, newest + 1)]
 CRD_GROUPS = ("monitoring.coreos.com/",)  # kinds whose schema comes from a CRD, not from Kubernetes
 
 

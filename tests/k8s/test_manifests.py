@@ -19,6 +19,7 @@ from .fake_apiserver import deployment
 from .manifests import (
     CRD_GROUPS,
     K8S,
+    K8S_FLOOR,
     ROOT,
     TREES,
     find,
@@ -26,9 +27,11 @@ from .manifests import (
     pod_spec,
     render,
     restricted_violations,
+    supported_versions,
 )
 
 K8S_VERSION = kv.latest_version()  # the newest Kubernetes release the validator ships schemas for
+VERSIONS = supported_versions()
 
 
 def env_of(container: dict) -> dict[str, dict]:
@@ -56,17 +59,38 @@ def test_tree_renders_with_everything_namespaced(tree):
     assert not find(docs, "Secret"), "a Secret must never be applied from the repo (only the example exists)"
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("tree", TREES)
-def test_every_object_validates_strictly(tree):
+def test_every_object_validates_strictly_on_every_supported_version(tree, version):
     skipped = []
     for doc in render(tree):
         if doc["apiVersion"].startswith(CRD_GROUPS):
             # no schema in kubernetes-validate for CRDs: checked below (promtool, shape)
             skipped.append(doc["kind"])
             continue
-        kv.validate(doc, K8S_VERSION, strict=True)  # raises ValidationError with the path
+        kv.validate(doc, version, strict=True)  # raises ValidationError with the path
     if tree == "k8s/overlays/prod":
         assert sorted(skipped) == ["PrometheusRule", "ServiceMonitor"]
+
+
+def test_the_readme_floor_is_the_tested_floor():
+    readme = (ROOT / "README.md").read_text()
+    assert f"Kubernetes 1.{K8S_FLOOR} or newer" in readme
+    assert f"every minor version from 1.{K8S_FLOOR}" in readme
+    assert VERSIONS[0] == f"1.{K8S_FLOOR}.0" and len(VERSIONS) >= 5
+
+
+def test_pod_failure_policy_without_status_is_rejected_before_1_34():
+    """Negative control: the per-version validation is what catches the missing status (1.31-1.33)."""
+    job = cronjob()["spec"]["jobTemplate"]["spec"]
+    (rule,) = [r for r in job["podFailurePolicy"]["rules"] if "onPodConditions" in r]
+    assert rule["onPodConditions"] == [{"type": "DisruptionTarget", "status": "True"}]
+    bad = copy.deepcopy(cronjob())
+    for r in bad["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]:
+        for cond in r.get("onPodConditions", []):
+            del cond["status"]
+    with pytest.raises(kv.ValidationError, match="status"):
+        kv.validate(bad, VERSIONS[0], strict=True)
 
 
 def test_strict_validation_would_catch_a_typo():
@@ -310,5 +334,156 @@ def test_make_deploy_sets_the_image_on_any_overlay(image, expected):
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-        (container,) = pod_spec(one(docs, "CronJob", "nlu-ci"))["containers"]
-        assert container["image"] == expected, overlay
+        jobs = find(docs, "CronJob")
+        assert jobs, overlay
+        for job in jobs:  # every project's CronJob (overlays/multi-project), whatever the overlay's images: says
+            (container,) = pod_spec(job)["containers"]
+            assert container["image"] == expected, overlay
+
+
+# ---------------------------------------------------------------------------- issue: production on real clusters
+
+def version() -> str:
+    return next(line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text().splitlines()
+                if line.startswith("version = "))
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_every_tree_sets_the_image_through_an_images_entry(tree):
+    for job in find(render(tree), "CronJob"):
+        (container,) = pod_spec(job)["containers"]
+        # a registry host, never a bare name that means docker.io/library/nlu-ci
+        assert container["image"] == f"registry.example.com/ml/nlu-ci:{version()}", (tree, container["image"])
+    images = yaml.safe_load((ROOT / tree / "kustomization.yaml").read_text())["images"]
+    assert images == [{"name": "nlu-ci", "newName": "registry.example.com/ml/nlu-ci", "newTag": version()}]
+    assert pod_spec(yaml.safe_load((K8S / "base" / "job" / "cronjob.yaml").read_text()))["containers"][0][
+        "image"] == "nlu-ci"  # the name the images: entries match
+
+
+def test_suspend_is_left_to_kubectl_patch():
+    """`suspend` is not in the manifest: a `kubectl patch ... suspend: true` survives the next apply."""
+    for tree in TREES:
+        for job in find(render(tree), "CronJob"):
+            assert "suspend" not in job["spec"], tree
+
+
+def release_labelled(docs) -> dict[str, str]:
+    return {d["kind"]: d["metadata"]["labels"].get("release") for d in docs if d["apiVersion"].startswith(CRD_GROUPS)}
+
+
+def test_servicemonitor_and_rules_carry_the_release_label_and_one_line_changes_it():
+    assert release_labelled(render("k8s/overlays/prod")) == {"PrometheusRule": "kube-prometheus-stack",
+                                                             "ServiceMonitor": "kube-prometheus-stack"}
+    # the documented one-line setting (overlays/prod), with another release name, in an overlay of prod
+    prod = (ROOT / "k8s" / "overlays" / "prod" / "kustomization.yaml").read_text()
+    (line,) = [x for x in prod.splitlines() if '"/metadata/labels/release"' in x]
+    where = ROOT / "var" / "test-release-label"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../k8s/overlays/prod]\n"
+        "patches:\n  - target: {group: monitoring.coreos.com}\n"
+        + line.replace("kube-prometheus-stack", "monitoring") + "\n")
+    try:
+        docs = render("var/test-release-label")
+    finally:
+        shutil.rmtree(where)
+    assert release_labelled(docs) == {"PrometheusRule": "monitoring", "ServiceMonitor": "monitoring"}
+
+
+def test_memory_request_covers_the_benchmarked_peak():
+    rows = json.loads((ROOT / "docs" / "bench" / "results.json").read_text())["rows"]
+    peak_mib = max(r["peak_rss_mb"] for r in rows if r.get("peak_rss_mb") and r["train_examples"] == 100_000)
+    res = pod_spec(cronjob())["containers"][0]["resources"]
+
+    def mib(q: str) -> float:
+        units = {"Mi": 1, "Gi": 1024}
+        return float(q[:-2]) * units[q[-2:]]
+
+    assert mib(res["requests"]["memory"]) >= 1.2 * peak_mib  # measured peak at 100k examples + 20%
+    assert mib(res["limits"]["memory"]) >= 2 * mib(res["requests"]["memory"])
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_runs_at_once_share_a_node_so_the_rwo_volume_never_blocks(tree):
+    """Required self-matching podAffinity on the hostname: a second run lands where the first one has the
+    ReadWriteOnce volume attached (and ends `locked`), never on another node waiting on Multi-Attach."""
+    docs = render(tree)
+    (pvc,) = [p for p in find(docs, "PersistentVolumeClaim") if p["metadata"]["name"] == "nlu-ci-models"]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for job in find(docs, "CronJob"):
+        spec = pod_spec(job)
+        (term,) = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["topologyKey"] == "kubernetes.io/hostname"
+        own = job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        assert term["labelSelector"]["matchLabels"].items() <= own.items(), "the first pod must match itself"
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v]
+        assert claims == ["nlu-ci-models"]
+
+
+def test_prod_pushgateway_keeps_its_series_on_a_volume():
+    docs = render("k8s/overlays/prod")
+    volumes = pod_spec(one(docs, "Deployment", "pushgateway"))["volumes"]
+    (data,) = [v for v in volumes if v["name"] == "data"]
+    one(docs, "PersistentVolumeClaim", data["persistentVolumeClaim"]["claimName"])
+    args = pod_spec(one(docs, "Deployment", "pushgateway"))["containers"][0]["args"]
+    assert "--persistence.file=/data/metrics" in args
+    # dev keeps the emptyDir
+    dev = pod_spec(one(render("k8s/overlays/dev"), "Deployment", "pushgateway"))["volumes"]
+    assert "emptyDir" in dev[0]
+
+
+def test_egress_policy_allows_what_the_job_talks_to_and_nothing_else():
+    docs = render("k8s/overlays/prod")
+    policy = one(docs, "NetworkPolicy", "nlu-ci-egress")
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    job_labels = cronjob("k8s/overlays/prod")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= job_labels.items()
+    ports = {(p["port"], p.get("protocol", "TCP")) for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    settings = settings_data(docs)
+    gateway_port = int(settings["PUSHGATEWAY_URL"].rsplit(":", 1)[1])
+    platform_port = int(settings["RASA_PLATFORM_HOST"].rsplit(":", 1)[1])
+    assert ports == {(53, "UDP"), (53, "TCP"), (gateway_port, "TCP"), (platform_port, "TCP"), (443, "TCP"),
+                     (6443, "TCP")}
+    gateway_rule = [r for r in policy["spec"]["egress"] if r["ports"][0]["port"] == gateway_port][0]
+    gateway = one(docs, "Deployment", "pushgateway")
+    assert gateway_rule["to"][0]["podSelector"]["matchLabels"].items() <= \
+        gateway["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_dev_and_prod_dashboards_have_different_uids():
+    def uid(tree):
+        cm = one(render(tree), "ConfigMap", "nlu-ci-grafana-dashboard")
+        return json.loads(cm["data"]["nlu-ci-dashboard.json"])["uid"]
+
+    assert uid("k8s/overlays/prod") == "nlu-ci" and uid("k8s/overlays/dev") == "nlu-ci-dev"
+
+
+def test_multi_project_one_cronjob_per_project_with_its_own_lease():
+    docs = render("k8s/overlays/multi-project")
+    jobs = find(docs, "CronJob")
+    assert len(jobs) >= 2
+    projects, leases = [], []
+    for job in jobs:
+        (container,) = pod_spec(job)["containers"]
+        env = env_of(container)
+        projects.append(env["NLU_CI_PROJECT"]["value"])
+        leases.append(env["NLU_CI_LEASE_NAME"]["value"])
+        assert job["metadata"]["name"] == f"nlu-ci-{projects[-1]}" == leases[-1]
+        # shared: one settings ConfigMap, one config, one store, one Secret, all of which exist
+        one(docs, "ConfigMap", container["envFrom"][0]["configMapRef"]["name"])
+        for vol in pod_spec(job)["volumes"]:
+            if "configMap" in vol:
+                one(docs, "ConfigMap", vol["configMap"]["name"])
+            if "persistentVolumeClaim" in vol:
+                one(docs, "PersistentVolumeClaim", vol["persistentVolumeClaim"]["claimName"])
+    assert len(set(projects)) == len(projects) and len(set(leases)) == len(leases)
+    names = [r.get("resourceNames") for r in rules_for(docs) if "leases" in r["resources"] and "update" in r["verbs"]]
+    assert names == [leases] or sorted(names[0]) == sorted(leases)
+
+
+def test_failed_run_alert_waits_out_the_jobs_retries():
+    """NluCiLastRunFailed pages only once the Job can no longer retry (its `for` >= activeDeadlineSeconds)."""
+    rules = {r["alert"]: r for r in yaml.safe_load((ROOT / "monitoring" / "alerts.rules.yml").read_text())
+             ["groups"][0]["rules"]}
+    hours = int(rules["NluCiLastRunFailed"]["for"].rstrip("h"))
+    assert hours * 3600 >= cronjob()["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]

@@ -44,7 +44,7 @@ def test_promtool_check_rules():
     out = subprocess.run([PROMTOOL_BIN, "check", "rules", str(MONITORING / "alerts.rules.yml")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 5 rules found" in out.stdout
+    assert f"SUCCESS: {len(generate.rules()['groups'][0]['rules'])} rules found" in out.stdout
 
 
 @needs_promtool
@@ -164,3 +164,71 @@ def wait_for_rule_evaluation(prom, after: float, timeout: float = 15.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"rules not evaluated after {after}")
+
+
+# ---------------------------------------------------------------------------- production: locked runs, runbook
+
+
+def nlu_ci_lines(text: str) -> list[str]:
+    return sorted(line for line in text.splitlines() if line.startswith("nlu_ci_"))
+
+
+def test_a_locked_run_leaves_the_pushgateway_group_alone(pushgateway, tmp_path):
+    """A locked run did nothing: its publish pushes nothing, so the holder's (or the last run's) F1 series and
+    a failed outcome stay, and NluCiLastRunFailed / NluCiCandidateFarBelowActive are not cleared by it."""
+    store = tmp_path / "store"
+    rejected = make_report("rejected", project="shop", candidate=0.55, active=0.91)
+    assert metrics.publish(rejected, store_dir=store, pushgateway_url=pushgateway.url).pushed
+    before = nlu_ci_lines(pushgateway.metrics_text())
+    assert any(line.startswith("nlu_ci_intent_f1{") for line in before)
+    locked = make_report("locked", project="shop", candidate=None, active=None)
+    result = metrics.publish(locked, store_dir=store, pushgateway_url=pushgateway.url, strict=True)
+    assert result.ok and not result.push_attempted and not result.pushed
+    assert nlu_ci_lines(pushgateway.metrics_text()) == before
+    # the same for a failed run's group: the outcome stays failed
+    failed = make_report("failed", project="shop", candidate=None, active=None, error="boom")
+    assert metrics.publish(failed, store_dir=store, pushgateway_url=pushgateway.url).pushed
+    metrics.publish(locked, store_dir=store, pushgateway_url=pushgateway.url)
+    assert 'nlu_ci_run_outcome{instance="",job="nlu_ci",outcome="failed",project="shop"} 1' in \
+        pushgateway.metrics_text()
+    # control: a run that did something (skipped) does replace the group
+    assert metrics.publish(make_report("skipped", project="shop"), store_dir=store,
+                           pushgateway_url=pushgateway.url).pushed
+    assert 'outcome="failed",project="shop"} 0' in pushgateway.metrics_text()
+
+
+def test_every_alert_links_its_runbook_section():
+    runbook = (MONITORING.parent / "docs" / "runbook.md").read_text()
+    anchors = {line.lstrip("#").strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
+    for rule in generate.rules()["groups"][0]["rules"]:
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"docs/runbook.md#{rule['alert'].lower()}", url
+        assert rule["alert"].lower() in anchors, f"docs/runbook.md has no section ## {rule['alert']}"
+    custom = generate.rules(runbook="https://git.example.com/nlu-ci/blob/main/docs/runbook.md")
+    assert all(r["annotations"]["runbook_url"].startswith("https://git.example.com/")
+               for r in custom["groups"][0]["rules"])
+
+
+@needs_promtool
+def test_no_metrics_alert_per_project(tmp_path):
+    """--project names: one project going silent fires with its label while another keeps pushing."""
+    assert generate.main(["--out-dir", str(tmp_path), "--project", "shop", "--project", "bank"]) == 0
+    (rule,) = [r for r in generate.rules(projects=("shop", "bank"))["groups"][0]["rules"]
+               if r["alert"] == "NluCiNoMetrics"]
+    assert 'project="shop"' in rule["expr"] and 'project="bank"' in rule["expr"]
+    annotations = rule["annotations"]
+    (tmp_path / "t.yml").write_text(yaml.safe_dump({
+        "evaluation_interval": "10m", "rule_files": ["alerts.rules.yml"],
+        "tests": [{"interval": "10m",
+                   "input_series": [{"series": 'nlu_ci_last_run_timestamp_seconds{job="nlu_ci", project="bank"}',
+                                     "values": "0x300"}],
+                   "alert_rule_test": [
+                       {"eval_time": "20h", "alertname": "NluCiNoMetrics", "exp_alerts": []},
+                       {"eval_time": "48h", "alertname": "NluCiNoMetrics",
+                        "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "nlu_ci", "project": "shop"},
+                                        "exp_annotations": dict(annotations,
+                                                                summary="nlu-ci: no metrics for 26 h (project shop)")}]},
+                   ]}]}))
+    out = subprocess.run([PROMTOOL_BIN, "test", "rules", "t.yml"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
