@@ -58,7 +58,9 @@ OPTIONS: list[Option] = [
     Option("api_token", "RASA_API_TOKEN", None, "platform API token (prefer RASA_API_TOKEN_FILE)", "secret",
            secret_file_env="RASA_API_TOKEN_FILE"),
     Option("platform_tag", "RASA_PLATFORM_TAG", "active", "tag that marks the serving model ('production' on Rasa X)"),
-    Option("platform_auth", "RASA_PLATFORM_AUTH", "query", "how the token is sent", "choice", ("query", "bearer")),
+    Option("platform_auth", "RASA_PLATFORM_AUTH", "bearer",
+           "how the token is sent: bearer (Authorization header) or query (api_token=, older platforms; "
+           "lands in proxy and server logs)", "choice", ("bearer", "query")),
     Option("evaluation", "NLU_CI_EVALUATION", "local", "who evaluates the models", "choice", ("local", "platform")),
     Option("http_timeout", "NLU_CI_HTTP_TIMEOUT", 10.0, "connect/read timeout of each HTTP request, seconds", "float"),
     Option("http_retries", "NLU_CI_HTTP_RETRIES", 5, "attempts for retryable HTTP failures", "int"),
