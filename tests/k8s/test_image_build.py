@@ -2,8 +2,8 @@
 against a local Debian bookworm base (scripts/image-base.sh: mmdebstrap, python3.11), then the job run in it as
 uid 10001 with the model store bind-mounted at /models: it promotes, and it can write /models and /tmp only.
 
-First run ~4-5 min (mmdebstrap ~1.5 min, the pip install in the build ~2 min); then the base tarball (var/)
-and buildah's layer cache make it ~30 s. Skipped only when buildah cannot run at all (not installed, not root:
+First run ~5 min (mmdebstrap ~1.5 min, the pip install in the build ~3 min); then the base tarball (var/)
+and buildah's layer cache make it ~1 min (~2 min after a change under src/: the dependencies are cached). Skipped only when buildah cannot run at all (not installed, not root:
 chroot isolation needs it)."""
 from __future__ import annotations
 
