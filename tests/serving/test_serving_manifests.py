@@ -24,7 +24,7 @@ def render(tmp_path: Path, *components: str) -> list[dict]:
     comps = ", ".join(f"{rel}/components/{c}" for c in components)
     (tmp_path / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: nlu-ci\n"
-        f"resources: [{rel}/base]\ncomponents: [{comps}]\n")
+        f"resources: [{rel}/base, {rel}/base/job]\ncomponents: [{comps}]\n")
     proc = subprocess.run([need_kubectl(), "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=120,
                           env=offline_env())
     assert proc.returncode == 0, proc.stderr
@@ -106,7 +106,7 @@ def test_network_policies_let_only_rasa_nlu_reach_the_model_server(docs):
 def test_same_node_component_puts_the_job_next_to_the_model_server(tmp_path):
     docs = render(tmp_path, "serving", "serving/same-node")
     affinity = pod_spec(one(docs, "CronJob", "nlu-ci"))["affinity"]["podAffinity"]
-    term = affinity["requiredDuringSchedulingIgnoredDuringExecution"][0]
-    assert term["topologyKey"] == "kubernetes.io/hostname"
     labels = one(docs, "Deployment", "nlu-ci-model-server")["spec"]["template"]["metadata"]["labels"]
-    assert term["labelSelector"]["matchLabels"].items() <= labels.items()
+    terms = [t for t in affinity["requiredDuringSchedulingIgnoredDuringExecution"]
+             if t["labelSelector"]["matchLabels"].items() <= labels.items()]
+    assert len(terms) == 1 and terms[0]["topologyKey"] == "kubernetes.io/hostname"
