@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from .support import NLU_CI_PIPELINE, split_sample, train_and_load
+from support.train import train
+
+from .support import NLU_CI_PIPELINE, split_sample
 
 
 @pytest.fixture(scope="module")
@@ -13,5 +15,5 @@ def sample_split():
 
 @pytest.fixture(scope="module")
 def nlu_ci_model(sample_split, tmp_path_factory):
-    train, _ = sample_split
-    return train_and_load(NLU_CI_PIPELINE, train, tmp_path_factory.mktemp("nlu-ci-model"))
+    train_data, _ = sample_split
+    return train(tmp_path_factory.mktemp("nlu-ci-model"), train_data, NLU_CI_PIPELINE)

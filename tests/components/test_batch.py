@@ -5,8 +5,7 @@ import pytest
 
 from nlu_ci.engine import batch
 from nlu_ci.engine.predict import predict, predict_each
-
-from .support import train_and_load
+from support.train import train
 
 EXTRA = ["", "   ", "?", "family size pizza for 3 people at 7pm", "HELLO THERE!!!", "ünïcödé wörds ok"]
 
@@ -20,7 +19,7 @@ def texts_of(test):
 
 
 def test_nlu_ci_pipeline_batched_equals_per_message(nlu_ci_model, sample_split):
-    _, loaded, _ = nlu_ci_model
+    loaded = nlu_ci_model.loaded
     texts = texts_of(sample_split[1])
     batched = batch.predict_batch(loaded, texts)
     assert batched is not None
@@ -30,7 +29,7 @@ def test_nlu_ci_pipeline_batched_equals_per_message(nlu_ci_model, sample_split):
 
 
 def test_synonyms_are_applied_in_the_batch_path(nlu_ci_model):
-    _, loaded, _ = nlu_ci_model
+    loaded = nlu_ci_model.loaded
     text = "a family size pizza please"
     (one,) = batch.predict_batch(loaded, [text])
     assert one == predict_each(loaded, [text])[0]
@@ -38,15 +37,15 @@ def test_synonyms_are_applied_in_the_batch_path(nlu_ci_model):
 
 
 def test_classic_rasa_pipeline_batched_equals_per_message(sample_split, tmp_path):
-    train, test = sample_split
-    _, loaded, _ = train_and_load(CLASSIC, train, tmp_path)
+    train_data, test = sample_split
+    loaded = train(tmp_path, train_data, CLASSIC).loaded
     texts = texts_of(test)
     batched = batch.predict_batch(loaded, texts)
     assert batched is not None and batched == predict_each(loaded, texts)
 
 
 def test_unknown_component_means_no_batch_and_predict_falls_back(nlu_ci_model, sample_split):
-    _, loaded, _ = nlu_ci_model
+    loaded = nlu_ci_model.loaded
 
     class Shout:                       # a user's component that batch.py knows nothing about
         name = "Shout"
@@ -67,5 +66,5 @@ def test_unknown_component_means_no_batch_and_predict_falls_back(nlu_ci_model, s
 
 @pytest.mark.parametrize("texts", [[], [""], ["hi"]])
 def test_tiny_inputs(nlu_ci_model, texts):
-    _, loaded, _ = nlu_ci_model
+    loaded = nlu_ci_model.loaded
     assert batch.predict_batch(loaded, texts) == predict_each(loaded, texts)

@@ -5,8 +5,9 @@ import pytest
 
 from nlu_ci.components.tagging import spans_from_tags, tags_from_entities
 from nlu_ci.engine.predict import predict_each
+from support.train import train
 
-from .support import SAMPLE, train_and_load
+from .support import SAMPLE
 
 
 class Tok:
@@ -55,7 +56,7 @@ def test_lenient_decoding_of_stray_inside_tags():
 
 
 def test_extracts_entities_with_offsets_values_and_confidences(nlu_ci_model):
-    _, loaded, _ = nlu_ci_model
+    loaded = nlu_ci_model.loaded
     text = "what's the weather in Berlin tomorrow"
     ents = loaded.parse(text)["entities"]
     found = {(e["entity"], e["value"]) for e in ents}
@@ -67,7 +68,7 @@ def test_extracts_entities_with_offsets_values_and_confidences(nlu_ci_model):
 
 
 def test_persisted_as_a_crfsuite_file_and_reloaded_identically(nlu_ci_model, sample_split):
-    trained, loaded, model_dir = nlu_ci_model
+    trained, loaded, model_dir = nlu_ci_model.trained, nlu_ci_model.loaded, nlu_ci_model.model_dir
     _, test = sample_split
     assert list(model_dir.glob("*.crfsuite"))
     texts = [e["text"] for e in test]
@@ -81,7 +82,7 @@ def test_bilou_and_lbfgs_settings_train_too(tmp_path):
     pipeline = [{"name": "tokenizer_whitespace"},
                 {"name": "nlu_ci.components.LeanCRFEntityExtractor", "tagging": "BILOU", "algorithm": "lbfgs",
                  "max_iterations": 30, "c": 0.05}]
-    _, loaded, _ = train_and_load(pipeline, load_data(str(SAMPLE)), tmp_path)
+    loaded = train(tmp_path, load_data(str(SAMPLE)), pipeline).loaded
     ents = loaded.parse("order a large pizza with mushrooms")["entities"]
     assert ("topping", "mushrooms") in {(e["entity"], e["value"]) for e in ents}, ents
 
@@ -99,7 +100,8 @@ def test_no_entities_in_training_data_means_no_model_and_no_entities(tmp_path):
     data = load_data(str(SAMPLE))
     plain = TrainingData([m for m in data.training_examples if not m.get("entities")])
     pipeline = [{"name": "tokenizer_whitespace"}, {"name": "nlu_ci.components.LeanCRFEntityExtractor"}]
-    _, loaded, model_dir = train_and_load(pipeline, plain, tmp_path)
+    trained = train(tmp_path, plain, pipeline)
+    loaded, model_dir = trained.loaded, trained.model_dir
     assert not list(model_dir.glob("*.crfsuite"))
     assert loaded.parse("weather in Berlin")["entities"] == []
 
@@ -107,7 +109,7 @@ def test_no_entities_in_training_data_means_no_model_and_no_entities(tmp_path):
 def test_parallel_parses_from_threads_match_sequential_ones(nlu_ci_model, sample_split):
     from concurrent.futures import ThreadPoolExecutor
 
-    _, loaded, _ = nlu_ci_model
+    loaded = nlu_ci_model.loaded
     texts = [e["text"] for e in sample_split[1]] * 3
     expected = [loaded.parse(t)["entities"] for t in texts]
     with ThreadPoolExecutor(max_workers=4) as pool:

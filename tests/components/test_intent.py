@@ -14,8 +14,9 @@ from nlu_ci.components.calibration import (
 )
 from nlu_ci.engine.predict import load_model, predict_each
 from nlu_ci.evaluation import evaluate
+from support.train import train
 
-from .support import SAMPLE, train_and_load
+from .support import SAMPLE
 
 
 def test_resolved_by_module_path_through_the_rasa_registry():
@@ -28,14 +29,14 @@ def test_resolved_by_module_path_through_the_rasa_registry():
 
 
 def test_metadata_records_the_public_module_path(nlu_ci_model):
-    _, _, model_dir = nlu_ci_model
+    model_dir = nlu_ci_model.model_dir
     classes = [c["class"] for c in json.loads((model_dir / "metadata.json").read_text())["pipeline"]]
     assert "nlu_ci.components.LinearIntentClassifier" in classes
     assert "nlu_ci.components.LeanCRFEntityExtractor" in classes
 
 
 def test_held_out_quality_on_the_sample_data(nlu_ci_model, sample_split):
-    _, loaded, _ = nlu_ci_model
+    loaded = nlu_ci_model.loaded
     _, test = sample_split
     result = evaluate(test, predict_each(loaded, [e["text"] for e in test]))
     # 60 held-out utterances; the stock SVC + CRF pipeline scores about 0.86 / 0.94 on this split
@@ -44,7 +45,7 @@ def test_held_out_quality_on_the_sample_data(nlu_ci_model, sample_split):
 
 
 def test_full_ranking_sorted_and_confidences_sum_to_one(nlu_ci_model, sample_split):
-    _, loaded, _ = nlu_ci_model
+    loaded = nlu_ci_model.loaded
     train, test = sample_split
     intents = {m.get("intent") for m in train.intent_examples}
     for example in test[:20]:
@@ -59,7 +60,7 @@ def test_full_ranking_sorted_and_confidences_sum_to_one(nlu_ci_model, sample_spl
 
 
 def test_persist_load_round_trip_gives_identical_predictions_without_pickles(nlu_ci_model, sample_split):
-    trained, loaded, model_dir = nlu_ci_model
+    trained, loaded, model_dir = nlu_ci_model.trained, nlu_ci_model.loaded, nlu_ci_model.model_dir
     _, test = sample_split
     texts = [e["text"] for e in test] + ["something completely different", "?"]
     assert predict_each(trained, texts) == predict_each(loaded, texts)
@@ -78,7 +79,7 @@ def test_ranking_length_option_and_two_intents(tmp_path):
     data = load_data(str(SAMPLE))
     subset = TrainingData([m for m in data.training_examples if m.get("intent") in ("greet", "goodbye")])
     pipeline = [{"name": "nlu_ci.components.LinearIntentClassifier", "ranking_length": 1}]
-    _, loaded, _ = train_and_load(pipeline, subset, tmp_path)
+    loaded = train(tmp_path, subset, pipeline).loaded
     parsed = loaded.parse("bye bye, see you later")
     assert parsed["intent"]["name"] == "goodbye"
     assert len(parsed["intent_ranking"]) == 1
@@ -90,7 +91,7 @@ def test_single_intent_is_not_trained_and_predicts_nothing(tmp_path):
 
     data = load_data(str(SAMPLE))
     only = TrainingData([m for m in data.training_examples if m.get("intent") == "greet"])
-    _, loaded, _ = train_and_load([{"name": "nlu_ci.components.LinearIntentClassifier"}], only, tmp_path)
+    loaded = train(tmp_path, only, [{"name": "nlu_ci.components.LinearIntentClassifier"}]).loaded
     parsed = loaded.parse("hello")
     assert parsed["intent"] is None and parsed["intent_ranking"] == []
 

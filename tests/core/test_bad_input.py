@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nlu_ci.registry.store import ModelStore
-from nluci_testing import SAMPLE, load_sample, write_data
+from support.data import SAMPLE, load_sample, write_data
 
 
 def _md(tmp: Path, text: str) -> Path:
@@ -64,7 +64,7 @@ BAD_DATA = {
 @pytest.fixture(scope="module")
 def promoted_template(tmp_path_factory, request):
     """One real promoted store per module; each test gets its own copy (training once keeps the suite fast)."""
-    from nluci_testing import FAST_CONFIG, cli_env, run_cli
+    from support.data import FAST_CONFIG, cli_env, run_cli
 
     base = tmp_path_factory.mktemp("promoted")
     cfg = base / "fast_config.yml"

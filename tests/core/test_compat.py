@@ -21,7 +21,7 @@ def test_crf_entity_extractor_persists_and_loads(tmp_path):
     from rasa_nlu.training_data import load_data
 
     import nlu_ci.engine  # noqa: F401
-    from nluci_testing import FAST_CONFIG, SAMPLE
+    from support.data import FAST_CONFIG, SAMPLE
 
 
     cfg_path = tmp_path / "c.yml"

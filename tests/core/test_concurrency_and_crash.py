@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nlu_ci.engine.predict import load_model, predict
 from nlu_ci.registry.store import ModelStore
-from nluci_testing import SAMPLE, cli_env, shuffled_train_labels, write_data
+from support.data import SAMPLE, cli_env, shuffled_train_labels, write_data
 
 
 def check_store_invariants(models: Path, project: str = "default") -> None:

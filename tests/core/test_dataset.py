@@ -8,7 +8,7 @@ import pytest
 
 from nlu_ci import dataset
 from nlu_ci.errors import DataError
-from nluci_testing import SAMPLE, load_sample, write_data
+from support.data import SAMPLE, load_sample, write_data
 
 MD = """## intent:greet
 - hello

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from nlu_ci.registry.store import ModelStore
-from nluci_testing import SAMPLE, shuffled_train_labels, write_data
+from support.data import SAMPLE, shuffled_train_labels, write_data
 
 
 def active_of(store_dir: Path) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nluci_testing import ROOT, SAMPLE, write_data
+from support.data import ROOT, SAMPLE, write_data
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from scipy.stats import binomtest
 from nlu_ci import compare as cmp
 from nlu_ci import dataset, gate
 from nlu_ci.policy import load_policy
-from nluci_testing import FAST_CONFIG, load_sample, shuffled_train_labels, write_data
+from support.data import FAST_CONFIG, load_sample, shuffled_train_labels, write_data
 
 pytestmark = pytest.mark.slow
 FRACTION, SALT = 0.2, "nlu-ci"

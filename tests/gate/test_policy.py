@@ -8,7 +8,7 @@ import pytest
 
 from nlu_ci import policy as pol
 from nlu_ci.errors import ConfigError
-from nluci_testing import ROOT, SAMPLE
+from support.data import ROOT, SAMPLE
 
 
 def write(tmp_path: Path, text: str, name: str = "policy.yml") -> Path:

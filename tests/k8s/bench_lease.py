@@ -1,6 +1,6 @@
 """Benchmark: what the Kubernetes API costs a run (loopback API server, the official client).
 
-    .venv/bin/python -m tests.k8s.bench_lease [ROUNDS]      (from the repo root)
+    PYTHONPATH=tests .venv/bin/python -m k8s.bench_lease [ROUNDS]      (from the repo root)
 
 Times `kube.connect` (client import + kubeconfig), and per round acquire_lease + renew_lease +
 emit_event + release_lease (6-8 HTTP requests). Prints the median and p95 in milliseconds. The point:
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from tests.k8s.fake_apiserver import FakeApiServer
+from support.kube_fake import FakeApiServer
 
 
 def main(rounds: int = 200) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from .fake_apiserver import FakeApiServer
+from support.kube_fake import FakeApiServer
 
 NS = "nlu-ci"
 

@@ -12,9 +12,9 @@ import pytest
 
 from nlu_ci import kube, redact
 from nlu_ci.errors import ConfigError, LockedError, RuntimeFailure
+from support.kube_fake import MICROTIME, FakeApiServer, deployment, job_pod
 
 from .conftest import NS
-from .fake_apiserver import MICROTIME, FakeApiServer, deployment, job_pod
 
 DOWNWARD_API = {"pod_name": "POD_NAME", "pod_namespace": "POD_NAMESPACE", "pod_uid": "POD_UID",
                 "job_name": "JOB_NAME", "job_uid": "JOB_UID"}

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import pytest
 
 from nlu_ci import kube
-from nluci_testing import SAMPLE
+from support.data import SAMPLE
+from support.kube_fake import deployment
 
 from .conftest import NS
-from .fake_apiserver import deployment
 from .manifests import find, one, render
 
 JOB = "nlu-ci-29120000"

@@ -13,12 +13,14 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # a script: its folder, and tests/ for ``support``
 
-from obs_servers import PUSHGATEWAY_BIN, Pushgateway, SlackReceiver  # noqa: E402
 from reports import make_report  # noqa: E402
 
 from nlu_ci import metrics, notify  # noqa: E402
+from support.servers import PUSHGATEWAY_BIN, Pushgateway  # noqa: E402
+from support.slack_fake import SlackReceiver  # noqa: E402
 
 
 def measure(label: str, call, n: int) -> None:

@@ -11,7 +11,7 @@ import math
 from datetime import datetime
 from pathlib import Path
 
-from obs_servers import MONITORING
+from support.servers import MONITORING
 
 SUCCESS = ("promoted", "rejected", "skipped", "dry_run")
 Series = dict[frozenset, float]

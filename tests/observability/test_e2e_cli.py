@@ -8,10 +8,9 @@ import time
 from datetime import datetime
 
 from dashboard_check import check_dashboard, load_dashboard, targets, ts
-from obs_fixtures import *  # noqa: F403 - the pytest fixtures of this folder
 from prometheus_client.parser import text_string_to_metric_families
 
-from nluci_testing import SAMPLE, shuffled_train_labels, write_data
+from support.data import SAMPLE, shuffled_train_labels, write_data
 
 PROJECT = "shop"
 

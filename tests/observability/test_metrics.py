@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from obs_fixtures import *  # noqa: F403 - the pytest fixtures of this folder
-from obs_servers import MISSING, PUSHGATEWAY_BIN, Pushgateway
 from prometheus_client.parser import text_string_to_metric_families
 from reports import finished, make_report
 
 from nlu_ci import metrics
 from nlu_ci.errors import RuntimeFailure
+from support.servers import MISSING, PUSHGATEWAY_BIN, Pushgateway
 
 PG_USER, PG_PASSWORD = "nlu-ci", "pg-test-password-7"
 PG_HASH = "$2b$05$.IvPFlfIoDTzqJcSGxKaEuH8znm4gdwiWJUajYVhf3SGdFcXGrGRa"  # bcrypt of PG_PASSWORD

@@ -6,7 +6,6 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from obs_fixtures import *  # noqa: F403 - the pytest fixtures of this folder
 from reports import make_report
 
 from nlu_ci import notify

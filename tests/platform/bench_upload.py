@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # a script: tests/ for ``support``
 TOKEN = "bench-token-5b1d2c"
 
 
@@ -58,8 +58,8 @@ class PeakRss:
 
 
 def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, str(HERE.parent / "fakes" / "platform_server.py"), "--token", TOKEN,
-                             "--workdir", str(workdir)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "support.platform_fake", "--token", TOKEN, "--workdir", str(workdir)],
+                            stdout=subprocess.PIPE, text=True, cwd=str(HERE.parent))
     url = proc.stdout.readline().strip()
     if not url.startswith("http://"):
         proc.kill()
@@ -68,9 +68,9 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def big_model(base: Path, mb: int) -> Path:
-    from platform_helpers import train_model
+    from support.train import train
 
-    model = train_model(base / "t")
+    model = train(base / "t").model_dir
     blob = model / "big_component.bin"
     with open(blob, "wb") as fh:
         for _ in range(mb):

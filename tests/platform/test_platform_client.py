@@ -1,15 +1,16 @@
 """PlatformClient against the fake Rasa Platform (a real HTTP server on loopback)."""
-# ruff: noqa: F811  (fixtures are imported from platform_helpers: see why there)
 from __future__ import annotations
 
 import json
 import time
 
 import pytest
-from platform_helpers import TOKEN, client, fake, held_out, sample_data, trained_model  # noqa: F401  (fixtures)
 
 from nlu_ci.errors import DataError, PlatformError
 from nlu_ci.registry.platform import PlatformClient, parse_evaluation, parse_retry_after
+from support.data import held_out
+from support.data import load_sample as sample_data
+from support.fixtures import PLATFORM_TOKEN as TOKEN
 
 
 def assert_clean(message: str, *must: str) -> None:

@@ -4,7 +4,6 @@ Real rasa_nlu training in the job, a real HTTP server on loopback as the platfor
 the uploaded zip with rasa_nlu). The token comes from a mounted-Secret-like file and must never appear
 in any output or any file the job writes.
 """
-# ruff: noqa: F811  (fixtures are imported from platform_helpers: see why there)
 from __future__ import annotations
 
 import json
@@ -12,15 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from platform_helpers import (
-    TOKEN,
-    fake,  # noqa: F401  (fixture)
-    sample_data,
-    shuffled_train_labels,
-    train_model,
-)
 
 from nlu_ci.registry.store import ModelStore
+from support.data import load_sample as sample_data
+from support.data import shuffled_train_labels
+from support.fixtures import PLATFORM_TOKEN as TOKEN
+from support.train import train
 
 
 def examples() -> list[dict]:
@@ -40,7 +36,7 @@ def weak_model(tmp_path_factory) -> Path:
 
     base = tmp_path_factory.mktemp("weak")
     train_side = [e for e in shuffled_train_labels(examples(), 0.6, seed=7) if hash_unit(e["text"], "nlu-ci") >= 0.2]
-    model = train_model(base / "t", train_side)
+    model = train(base / "t", train_side).model_dir
     named = base / "model_20250101-000000"
     shutil.copytree(model, named)
     return named

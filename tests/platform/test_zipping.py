@@ -1,5 +1,4 @@
 """zipping: a model folder to a zip with its files at the root, streamed, cleaned up."""
-# ruff: noqa: F811  (fixtures are imported from platform_helpers: see why there)
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +6,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from platform_helpers import trained_model  # noqa: F401  (fixture)
 
 from nlu_ci.errors import StoreError
 from nlu_ci.registry.zipping import zip_model_dir, zipped

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite: one real Pushgateway and one Slack receiver for the session, a store
+"""Fixtures of the reliability suite (the session's Pushgateway and Slack stand-in: support.fixtures), a store
 with a real active model (trained once, copied into each case), and ``harness(name)`` for a case."""
 from __future__ import annotations
 
@@ -9,33 +9,13 @@ from pathlib import Path
 import pytest
 
 from .helpers import (
-    MISSING,
-    PUSHGATEWAY_BIN,
     SAMPLE,
     Harness,
-    Pushgateway,
     SlackBodies,
-    SlackReceiver,
     load_sample,
     shuffled_train_labels,
     write_data,
 )
-
-
-@pytest.fixture(scope="session")
-def pushgateway(tmp_path_factory):
-    if PUSHGATEWAY_BIN is None:
-        pytest.skip(f"prometheus-pushgateway {MISSING}")
-    server = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def slack():
-    receiver = SlackReceiver().start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture(scope="session")
@@ -52,17 +32,17 @@ def seeded_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def harness(tmp_path, pushgateway, slack, seeded_template, request):
+def harness(tmp_path, shared_pushgateway, shared_slack, seeded_template, request):
     """``harness(seeded=True, push=True, slack=True)``: a Harness for this test, its project named after it
     (each case has its own Pushgateway group)."""
 
     def make(seeded: bool = True, push: bool = True, notify: bool = True, project: str | None = None) -> Harness:
         name = project or re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
-        h = Harness(tmp_path, name, pushgateway=pushgateway if push else None,
-                    slack_url=slack.url if notify else None)
+        h = Harness(tmp_path, name, pushgateway=shared_pushgateway if push else None,
+                    slack_url=shared_slack.url if notify else None)
         if seeded:
             shutil.copytree(seeded_template, h.store)
-        h.received.append(SlackBodies(slack))
+        h.received.append(SlackBodies(shared_slack))
         return h
 
     return make

@@ -1,55 +1,39 @@
 """Shared machinery of the reliability suite: real ``nlu-ci run`` subprocesses against a store, the checks
 every case makes (exit code, outcome, one-line error, active model intact and loadable, history/report,
-metrics pushed, no secret anywhere), the store invariants, and a fake platform with one more fault kind.
+metrics pushed, no secret anywhere) and the store invariants.
 
-The real servers come from the other suites (not rewritten here): ``tests/fakes/platform_server.py``
-(Rasa Platform stand-in with fault injection) and ``tests/observability/obs_servers.py`` (Debian's
-prometheus-pushgateway, the Slack receiver).
+The servers are the shared ones of ``tests/support`` (the Rasa Platform stand-in with fault injection,
+Debian's prometheus-pushgateway, the Slack stand-in).
 """
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1]
-ROOT = TESTS.parent
-for extra in (TESTS, TESTS / "observability"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
+from support.data import (
+    FAST_CONFIG,
+    ROOT,
+    SAMPLE,
+    cli_env,
+    held_out,
+    load_sample,
+    shuffled_train_labels,
+    write_data,
+)
+from support.http import hanging_port, refusing_port
+from support.platform_fake import FakePlatform
+from support.servers import MISSING, PUSHGATEWAY_BIN, Pushgateway
+from support.slack_fake import SlackReceiver
 
-from obs_servers import MISSING, PUSHGATEWAY_BIN, Pushgateway, SlackReceiver  # noqa: E402,F401
-
-from fakes.platform_server import FakePlatform, _handler, _Server  # noqa: E402
-
-
-def _shared_helpers():
-    """The helpers every suite shares: ``tests/nluci_testing.py`` (older trees: tests/conftest.py, loaded under
-    its own name, since the bare name ``conftest`` is shadowed by other suites)."""
-    try:
-        import nluci_testing
-
-        return nluci_testing
-    except ImportError:
-        name = "_nlu_ci_tests_root_conftest"
-        if name not in sys.modules:
-            spec = importlib.util.spec_from_file_location(name, TESTS / "conftest.py")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        return sys.modules[name]
-
-
-_shared = _shared_helpers()
-FAST_CONFIG, SAMPLE, cli_env = _shared.FAST_CONFIG, _shared.SAMPLE, _shared.cli_env
-load_sample, write_data, shuffled_train_labels = _shared.load_sample, _shared.write_data, _shared.shuffled_train_labels
+__all__ = ["FAST_CONFIG", "MISSING", "PUSHGATEWAY_BIN", "ROOT", "SAMPLE", "FakePlatform", "Pushgateway",
+           "SlackReceiver", "hanging_port", "held_out", "load_sample", "refusing_port", "shuffled_train_labels",
+           "write_data"]
 
 # The suite's pipeline: the sample pipeline (regex features, CRF entities + synonyms, bag of words) with the
 # project's own LinearIntentClassifier, which trains ~10x faster than SklearnIntentClassifier's grid search
@@ -61,61 +45,6 @@ assert RELIABILITY_CONFIG != FAST_CONFIG
 TOKEN = "tok-reliab-9c41e0d7b2a6f35e"
 PG_PASSWORD = "pgpass-reliab-55d1c0ffee77"
 SECRETS = (TOKEN, PG_PASSWORD, "xoxsecretwebhook42")  # the last one: the secret part of the Slack URL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# ---------------------------------------------------------------- fake platform + truncated answers
-
-class ReliabilityPlatform(FakePlatform):
-    """The shared fake platform plus one fault kind, ``truncated``: the request is served (the work is
-    done, e.g. the upload is stored), then the answer is cut after half its body although
-    ``Content-Length`` announced all of it, and the connection is closed (a proxy or a pod dying mid-answer)."""
-
-    def start(self, port: int = 0) -> ReliabilityPlatform:
-        base = _handler(self)
-
-        class Handler(base):
-            truncate = False
-
-            def fail(self, fault) -> bool:
-                if fault.kind == "truncated":
-                    self.truncate = True
-                    return False  # not answered: the work goes on, ``send`` cuts the answer
-                return super().fail(fault)
-
-            def send(self, status, body=None, content_type="application/json", headers=None):
-                if not self.truncate:
-                    return super().send(status, body, content_type, headers)
-                raw = body if isinstance(body, bytes) else (body or "").encode() if isinstance(body, str | None) \
-                    else json.dumps(body).encode()
-                raw = raw or b'{"model": "x"}'
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw[: len(raw) // 2])
-                self.wfile.flush()
-                self.drop()
-                self.status = f"{status} truncated"
-
-        self.server = _Server(("127.0.0.1", port), Handler)
-        import threading
-
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self._url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        return self
-
-
-def held_out(examples: list[dict], fraction: float = 0.2, salt: str = "nlu-ci") -> list[dict]:
-    from nlu_ci.dataset import hash_unit
-
-    return [e for e in examples if hash_unit(e["text"], salt) < fraction]
 
 
 class SlackBodies:

@@ -11,12 +11,12 @@ and every case checks the same promises:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,14 +30,15 @@ import pytest
 from .helpers import (
     ROOT,
     TOKEN,
+    FakePlatform,
     Harness,
-    ReliabilityPlatform,
     SlackBodies,
     SlackReceiver,
     check_store_invariants,
-    free_port,
+    hanging_port,
     held_out,
     load_sample,
+    refusing_port,
     write_data,
 )
 
@@ -130,21 +131,18 @@ def damage_active(how: str) -> Callable[..., dict]:
 
 
 def pushgateway_down(h: Harness, ctx: Ctx) -> dict:
-    return {"PUSHGATEWAY_URL": f"http://127.0.0.1:{free_port()}"}
+    return {"PUSHGATEWAY_URL": f"http://127.0.0.1:{ctx.exits.enter_context(refusing_port())}"}
 
 
 def pushgateway_hangs(h: Harness, ctx: Ctx) -> dict:
     """A port that accepts connections (kernel backlog) and never answers: the push must time out, not hang."""
-    sock = ctx["hanging_socket"] = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    return {"PUSHGATEWAY_URL": f"http://127.0.0.1:{sock.getsockname()[1]}"}
+    return {"PUSHGATEWAY_URL": f"http://127.0.0.1:{ctx.exits.enter_context(hanging_port())}"}
 
 
 def slack_at(status: int | None, delay: float = 0.0) -> Callable[..., dict]:
     def setup(h: Harness, ctx: Ctx) -> dict:
         if status is None:  # nothing listens there
-            url = f"http://127.0.0.1:{free_port()}/services/T0TEST/B0TEST/xoxsecretwebhook42"
+            url = f"http://127.0.0.1:{ctx.exits.enter_context(refusing_port())}/services/T0TEST/B0TEST/xoxsecretwebhook42"
             h.slack_url = ctx["slack_url"] = url
         else:
             ctx["slack"].responses.extend([(status, "internal_error" if status >= 300 else "ok", delay, {})] * 2)
@@ -272,7 +270,7 @@ PLATFORM_CASES = {
     "upload 429 Retry-After then ok": Case(0, "promoted", None, faults=(("upload", 429, {"retry_after": "1"}),),
                                            after=platform_promoted(), **P),
     "upload answer lost": Case(0, "promoted", None, faults=(("upload", "lost", {}),), after=platform_promoted(), **P),
-    "upload answer truncated": Case(0, "promoted", None, faults=(("upload", "truncated", {}),),
+    "upload answer truncated": Case(0, "promoted", None, faults=(("upload", "cut", {}),),
                                     after=platform_promoted(), **P),
     "upload read timeout once": Case(0, "promoted", None, faults=(("upload", "timeout", {"seconds": 2.5}),),
                                      after=lambda h, ctx, report: _late_upload(ctx, report), **P),
@@ -367,11 +365,11 @@ def test_the_matrix_is_big_enough():
     assert len(ALL) >= 30
 
 
-def new_platform(workdir: Path, project: str) -> ReliabilityPlatform:
+def new_platform(workdir: Path, project: str) -> FakePlatform:
     data = load_sample()
     workdir.mkdir(parents=True)
-    platform = ReliabilityPlatform(token=TOKEN, project=project, data=data, workdir=workdir,
-                                   held_out=held_out(data["rasa_nlu_data"]["common_examples"]))
+    platform = FakePlatform(token=TOKEN, project=project, data=data, workdir=workdir,
+                            held_out=held_out(data["rasa_nlu_data"]["common_examples"]))
     return platform.start()
 
 
@@ -393,7 +391,7 @@ def run_case(name: str, base: Path, pushgateway, seeded_template: Path) -> Done:
     h.received.append(SlackBodies(slack))
     if case.seeded:
         shutil.copytree(seeded_template, h.store)
-    ctx = Ctx(tmp=base / "inputs", slack=slack, platform=None, before=h.active())
+    ctx = Ctx(tmp=base / "inputs", slack=slack, platform=None, before=h.active(), exits=contextlib.ExitStack())
     ctx.tmp.mkdir()
     extra: dict = {}
     if case.platform:
@@ -413,7 +411,7 @@ def run_case(name: str, base: Path, pushgateway, seeded_template: Path) -> Done:
 
 
 @pytest.fixture(scope="module")
-def matrix(request, tmp_path_factory, pushgateway, seeded_template):
+def matrix(request, tmp_path_factory, shared_pushgateway, seeded_template):
     """Runs every selected case up front, ``NLU_CI_RELIABILITY_JOBS`` (default 2) at a time: the runs are
     separate processes on separate stores, so two cores halve the wall time; ``test_fault`` then checks each."""
     selected = [item.callspec.params["name"] for item in request.session.items
@@ -422,7 +420,7 @@ def matrix(request, tmp_path_factory, pushgateway, seeded_template):
     jobs = int(os.environ.get("NLU_CI_RELIABILITY_JOBS", "2"))
     bases = {name: tmp_path_factory.mktemp("case") for name in selected}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {name: pool.submit(run_case, name, bases[name], pushgateway, seeded_template) for name in selected}
+        futures = {name: pool.submit(run_case, name, bases[name], shared_pushgateway, seeded_template) for name in selected}
         done = {}
         for name, future in futures.items():
             try:
@@ -433,6 +431,7 @@ def matrix(request, tmp_path_factory, pushgateway, seeded_template):
     for d in done.values():
         if isinstance(d, Done):
             d.slack.stop()
+            d.ctx.exits.close()
             if d.ctx.platform is not None:
                 d.ctx.platform.stop()
 

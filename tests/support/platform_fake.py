@@ -2,14 +2,20 @@
 
 It is a test double only because the Rasa Platform cannot run here; it keeps the real semantics:
 
-- token check on every request (``api_token`` query parameter or ``Authorization: Bearer``) → 401
+- token check on every request (``api_token`` query parameter or ``Authorization: Bearer``) → 401, before
+  anything else (an injected fault included, as a real gateway checks the token first); a token can
+  expire (``token_ttl`` seconds after start, or ``expire_token()``) → 401 ``token expired``
 - ``GET  /api/projects/{p}/data.json``: the training data it was given (JSON or Markdown)
 - ``POST /api/projects/{p}/models/nlu``: multipart field ``model`` = a zip; the body is spooled to disk
   (never held in memory), the zip is unpacked and must be a rasa_nlu model (``metadata.json``), else 400.
-  A second upload under an existing name is stored as ``<name>-1`` (as a real registry would keep both):
-  duplicates are visible in ``uploads`` and in the model list.
-- ``GET  /api/projects/{p}/models/nlu``: ``[{"model", "tags", "uploaded_at"}]`` in upload order
-- ``PUT  /api/projects/{p}/models/nlu/{m}/tags/{t}``: 204; the tag moves off every other model
+  A second upload under a name that exists (or is being stored) is refused with 409 Conflict, as the
+  real registry refuses a name collision. A body over ``max_upload_bytes`` → 413. An optional multipart
+  field ``sha256`` is kept and listed with the model (the client's proof that a model is its own upload).
+  A model is listed once it is completely stored.
+- ``GET  /api/projects/{p}/models/nlu``: ``[{"model", "tags", "uploaded_at", "sha256"?}]`` in upload order
+- ``PUT  /api/projects/{p}/models/nlu/{m}/tags/{t}``: 204; the tag moves off every other model (atomically:
+  concurrent PUTs leave exactly one model tagged); ``race_tag(model)`` makes another writer move the tag
+  to ``model`` right after the next PUT is answered (a tag race)
 - ``PUT  /api/projects/{p}/evaluations/{m}``: 202; a background thread loads the uploaded model with
   rasa_nlu (``nlu_ci.engine.predict``), parses the server's own held-out examples and computes the
   metrics as rasa_nlu 0.15's ``evaluate`` does (sklearn weighted P/F1, accuracy, classification report,
@@ -23,9 +29,10 @@ in order, each ``times`` times (``None`` = forever): ``down`` (close the connect
 ``401``, ``404``, ...; ``429`` with ``retry_after``; optional ``body`` and ``content_type``), ``timeout``
 (sleep ``seconds`` before answering), ``malformed`` (invalid JSON with a JSON content type),
 ``truncated`` (a 200 whose body stops midway and the connection closes),
-``content_type`` (an HTML page). ``after=True`` does the work first and then answers with the fault.
+``content_type`` (an HTML page), ``cut`` (do the work, then send half of the real answer and hang up).
+``after=True`` does the work first and then answers with the fault.
 
-Run standalone (for benchmarks): ``python tests/fakes/platform_server.py --token T --port 0`` prints the URL.
+Run standalone (for benchmarks): ``PYTHONPATH=tests python -m support.platform_fake --token T`` prints the URL.
 """
 from __future__ import annotations
 
@@ -41,10 +48,12 @@ import time
 import zipfile
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from support.http import LoopbackServer
 
 ENDPOINTS = ("data", "upload", "list", "eval_put", "eval_get", "tag")
 _ROUTES = [
@@ -73,14 +82,21 @@ class Model:
     path: Path
     tags: set[str] = field(default_factory=set)
     uploaded_at: float = field(default_factory=time.time)
+    sha256: str | None = None
+    stored: bool = True  # False while the upload is being unpacked (the name is taken, not yet listed)
 
 
-class FakePlatform:
+class FakePlatform(LoopbackServer):
     def __init__(self, token: str | None = "platform-secret-token-0123", project: str = "default",
                  data: dict | str | None = None, data_content_type: str | None = None,
                  held_out: list[dict] | None = None, workdir: Path | str | None = None,
-                 eval_delay: float = 0.0, report_as_dict: bool = True):
+                 eval_delay: float = 0.0, report_as_dict: bool = True, max_upload_bytes: int | None = None,
+                 token_ttl: float | None = None):
         self.token = token
+        self.token_ttl = token_ttl
+        self.token_expires: float | None = None
+        self.max_upload_bytes = max_upload_bytes
+        self._tag_races: deque[str] = deque()
         self.project = project
         self.data = data
         self.data_content_type = data_content_type or ("application/json" if not isinstance(data, str)
@@ -98,36 +114,21 @@ class FakePlatform:
         self.requests: list[dict] = []
         self.faults: dict[str, deque[Fault]] = {e: deque() for e in ENDPOINTS}
         self.lock = threading.RLock()
-        self.server: ThreadingHTTPServer | None = None
-        self.thread: threading.Thread | None = None
+        super().__init__()
 
     # ------------------------------------------------------------ lifecycle
-    def start(self, port: int = 0) -> FakePlatform:
-        self.server = _Server(("127.0.0.1", port), _handler(self))
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self._url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        return self
+    def handler_class(self):
+        return _handler(self)
+
+    def start(self) -> FakePlatform:
+        if self.token_ttl is not None:
+            self.token_expires = time.monotonic() + self.token_ttl
+        return super().start()
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        super().stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> FakePlatform:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL (still known after ``stop()``: a test may point the job at a dead server)."""
-        assert getattr(self, "_url", None), "server not started"
-        return self._url
 
     # ------------------------------------------------------------ test helpers
     def inject(self, endpoint: str, kind: str | int, times: int | None = 1, retry_after: str | None = None,
@@ -169,6 +170,15 @@ class FakePlatform:
             self.set_tag(name, tag)
         return name
 
+    def expire_token(self) -> None:
+        """From now on the token is refused (401 ``token expired``), as after its lifetime ends."""
+        self.token_expires = time.monotonic()
+
+    def race_tag(self, other: str) -> None:
+        """Right after the next tag PUT is answered, another writer moves the tag to ``other``."""
+        with self.lock:
+            self._tag_races.append(other)
+
     def set_tag(self, name: str, tag: str) -> None:
         with self.lock:
             for model in self.models.values():
@@ -185,13 +195,16 @@ class FakePlatform:
                                                                                   r["method"] == method))
 
     # ------------------------------------------------------------ behaviour
-    def authorised(self, query: dict, headers) -> bool:
+    def authorised(self, query: dict, headers) -> str | None:
+        """None when the request may go on, else why not (the 401's message)."""
         if self.token is None:
-            return True
-        if query.get("api_token", [None])[0] == self.token:
-            return True
+            return None
         auth = headers.get("Authorization") or ""
-        return auth == f"Bearer {self.token}"
+        if query.get("api_token", [None])[0] != self.token and auth != f"Bearer {self.token}":
+            return "unauthorized: invalid or missing api token"
+        if self.token_expires is not None and time.monotonic() >= self.token_expires:
+            return "unauthorized: token expired"
+        return None
 
     def store_upload(self, body_file: Path, content_type: str) -> tuple[int, dict]:
         match = re.search(r'boundary="?([^";]+)"?', content_type or "")
@@ -201,6 +214,12 @@ class FakePlatform:
         if part is None:
             return 400, {"message": "multipart field 'model' missing"}
         filename, start, end = part
+        digest = _multipart_file(body_file, match.group(1).encode(), b"sha256")
+        sha256 = None
+        if digest is not None:
+            with open(body_file, "rb") as fh:
+                fh.seek(digest[1])
+                sha256 = fh.read(min(digest[2] - digest[1], 128)).decode("ascii", "replace").strip()
         zip_path = body_file.with_suffix(".zip")
         with open(body_file, "rb") as src, open(zip_path, "wb") as dst:
             src.seek(start)
@@ -213,13 +232,13 @@ class FakePlatform:
                 remaining -= len(chunk)
         if not zipfile.is_zipfile(zip_path):
             return 400, {"message": "the uploaded file is not a zip"}
-        base = re.sub(r"\.zip$", "", Path(filename or "model.zip").name) or "model"
+        name = re.sub(r"\.zip$", "", Path(filename or "model.zip").name) or "model"
         with self.lock:
-            name, n = base, 1
-            while name in self.models:
-                name, n = f"{base}-{n}", n + 1
+            if name in self.models:
+                zip_path.unlink(missing_ok=True)
+                return 409, {"message": f"a model named {name!r} already exists"}
             dest = self.workdir / "models" / name
-            self.models[name] = Model(name, dest)  # reserve the name
+            self.models[name] = Model(name, dest, sha256=sha256, stored=False)  # reserve the name
         try:
             with zipfile.ZipFile(zip_path) as zf:
                 for member in zf.namelist():
@@ -236,6 +255,8 @@ class FakePlatform:
         finally:
             zip_path.unlink(missing_ok=True)
         with self.lock:
+            self.models[name].stored = True
+            self.models[name].uploaded_at = time.time()
             self.uploads.append(name)
             self.upload_sizes.append(end - start)
         return 201, {"model": name}
@@ -307,16 +328,6 @@ def _multipart_file(body: Path, boundary: bytes, field_name: bytes) -> tuple[str
     return None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):  # a client that gave up (timeout test) is no error
-        import sys
-
-        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
-
-
 def _handler(platform: FakePlatform):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -325,10 +336,23 @@ def _handler(platform: FakePlatform):
             pass
 
         # -------------------------------------------------------- responses
+        cut = False  # a ``cut`` fault: the answer stops after half its body
+
         def send(self, status: int, body: Any = None, content_type: str = "application/json",
                  headers: dict | None = None) -> None:
             raw = b"" if body is None else body if isinstance(body, bytes) else \
                 body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            if self.cut:
+                raw = raw or b'{"model": "x"}'
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw[: len(raw) // 2])
+                self.wfile.flush()
+                self.drop()
+                self.status = f"{status} cut"
+                return
             self.send_response(status)
             if raw or status not in (204, 304):
                 self.send_header("Content-Type", content_type)
@@ -348,6 +372,14 @@ def _handler(platform: FakePlatform):
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+        def discard_body(self) -> None:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining:
+                chunk = self.rfile.read(min(_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
 
         def read_body(self) -> Path | None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -388,9 +420,21 @@ def _handler(platform: FakePlatform):
                       "query_keys": sorted(query)}
             with platform.lock:  # recorded before answering: the client may act on the answer at once
                 platform.requests.append(record)
-            body_file = self.read_body() if method in ("POST", "PUT") and endpoint else None
+            refused = platform.authorised(query, self.headers) if endpoint else None
+            too_large = (endpoint == "upload" and platform.max_upload_bytes is not None
+                         and int(self.headers.get("Content-Length") or 0) > platform.max_upload_bytes)
+            if refused or too_large:  # the body is read and dropped, never stored
+                self.discard_body()
+                body_file = None
+            else:
+                body_file = self.read_body() if method in ("POST", "PUT") and endpoint else None
             try:
-                self.route(method, endpoint, args, query, body_file)
+                if refused:
+                    self.send(401, {"message": refused})
+                elif too_large:
+                    self.send(413, {"message": f"the upload is larger than {platform.max_upload_bytes} bytes"})
+                else:
+                    self.route(method, endpoint, args, query, body_file)
             finally:
                 record["status"] = self.status
                 if body_file is not None:
@@ -404,11 +448,10 @@ def _handler(platform: FakePlatform):
             if fault is not None and not fault.after:
                 if fault.kind == "timeout":
                     time.sleep(fault.seconds)
+                elif fault.kind == "cut":
+                    self.cut = True
                 elif self.fail(fault):
                     return
-            if not platform.authorised(query, self.headers):
-                self.send(401, {"message": "unauthorized: invalid or missing api token"})
-                return
             if args[0] != platform.project:
                 self.send(404, {"message": f"project {args[0]!r} not found"})
                 return
@@ -416,6 +459,9 @@ def _handler(platform: FakePlatform):
             if fault is not None and fault.after and self.fail(fault):
                 return
             self.send(status, body, ctype)
+            race = getattr(self, "race", None)
+            if race is not None:  # another writer, right after this answer
+                platform.set_tag(*race)
 
         def fail(self, fault: Fault) -> bool:
             """Answer with the fault; True when the request is done."""
@@ -452,7 +498,8 @@ def _handler(platform: FakePlatform):
         def ep_list(self, body_file=None):
             with platform.lock:
                 return 200, [{"model": m.name, "tags": sorted(m.tags), "uploaded_at": m.uploaded_at}
-                             for m in platform.models.values()], "application/json"
+                             | ({"sha256": m.sha256} if m.sha256 else {})
+                             for m in platform.models.values() if m.stored], "application/json"
 
         def ep_upload(self, body_file=None):
             if body_file is None:
@@ -462,14 +509,15 @@ def _handler(platform: FakePlatform):
 
         def ep_tag(self, model, tag, body_file=None):
             with platform.lock:
-                if model not in platform.models:
+                if model not in platform.models or not platform.models[model].stored:
                     return 404, {"message": f"model {model!r} not found"}, "application/json"
                 platform.set_tag(model, tag)
+                self.race = (platform._tag_races.popleft(), tag) if platform._tag_races else None
             return 204, None, "application/json"
 
         def ep_eval_put(self, model, body_file=None):
             with platform.lock:
-                if model not in platform.models:
+                if model not in platform.models or not platform.models[model].stored:
                     return 404, {"message": f"model {model!r} not found"}, "application/json"
             platform.start_evaluation(model)
             return 202, {"status": "started"}, "application/json"
@@ -492,10 +540,9 @@ def _handler(platform: FakePlatform):
 def main() -> None:  # pragma: no cover - used by the benchmark
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--token", default="platform-secret-token-0123")
-    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
-    platform = FakePlatform(token=args.token, workdir=args.workdir).start(args.port)
+    platform = FakePlatform(token=args.token, workdir=args.workdir).start()
     print(platform.url, flush=True)
     try:
         while True:

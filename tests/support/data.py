@@ -1,7 +1,4 @@
-"""Helpers shared by every test suite: sample data, data variants, running the real CLI.
-
-A module with a unique name (not ``conftest``): several suites have their own conftest.py, and
-``from nluci_testing import ...`` would pick whichever was imported last."""
+"""Sample data, data variants, the held-out split, running the real CLI (shared by every suite)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "nlu.json"
 CONFIG = ROOT / "nlu_config.yml"
 
@@ -45,6 +42,13 @@ class CliResult:
 
 def load_sample() -> dict:
     return json.loads(SAMPLE.read_text())
+
+
+def held_out(examples: list[dict], fraction: float = 0.2, salt: str = "nlu-ci") -> list[dict]:
+    """The examples the job's hash split puts in TEST (a fake platform's own held-out data is this set)."""
+    from nlu_ci.dataset import hash_unit
+
+    return [e for e in examples if hash_unit(e["text"], salt) < fraction]
 
 
 def write_data(path: Path, examples: list[dict], base: dict | None = None) -> Path:
