@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -184,7 +185,9 @@ def test_upload_stores_a_loadable_model(client, fake, trained_model):
     assert name == trained_model.name
     assert fake.uploads == [name]
     assert (fake.models[name].path / "metadata.json").is_file()
-    assert client.list_models() == [{"model": name, "tags": [], "uploaded_at": fake.models[name].uploaded_at}]
+    assert client.list_models() == [{"model": name, "tags": [], "uploaded_at": fake.models[name].uploaded_at,
+                                     "sha256": fake.models[name].sha256}]
+    assert len(fake.models[name].sha256) == 64  # the zip's SHA-256, sent with the upload
     from nlu_ci.engine.predict import load_model, predict
 
     interpreter = load_model(fake.models[name].path)
@@ -196,6 +199,32 @@ def test_upload_whose_answer_is_lost_is_not_sent_twice(client, fake, trained_mod
     assert client.upload_model(trained_model) == trained_model.name
     assert fake.uploads == [trained_model.name]  # the retry found it in the list
     assert fake.count("upload") == 1 and fake.count("list") == 1
+
+
+def test_upload_retry_that_meets_the_first_attempt_still_being_stored_leaves_one_model(fake, trained_model):
+    """Attempt 1 times out while the platform is still storing it; the retry finds nothing in the list,
+    uploads again and gets 409 (the name is taken): the client waits until the list shows its own upload."""
+    fake.store_delay = 1.5
+    c = PlatformClient(fake.url, TOKEN, timeout=0.5, retries=3, eval_timeout=30, poll_interval=0.05, backoff=0.01)
+    assert c.upload_model(trained_model) == trained_model.name
+    fake.settle()
+    assert fake.uploads == [trained_model.name]
+    assert [m["model"] for m in c.list_models()] == [trained_model.name]
+    posts = [r["status"] for r in fake.requests if r["endpoint"] == "upload"]
+    assert posts == [201, 409], posts  # the first stored (its answer too late), the retry refused
+    assert fake.models[trained_model.name].sha256 == c.list_models()[0]["sha256"]
+
+
+def test_upload_over_someone_elses_model_of_the_same_name_is_refused(client, fake, trained_model, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(trained_model, other)
+    (other / "extra.txt").write_text("another model")
+    fake.add_model(other, trained_model.name)
+    with pytest.raises(PlatformError) as err:
+        client.upload_model(trained_model)
+    assert_clean(str(err.value), "POST", "/models/nlu", "name collision", trained_model.name)
+    assert fake.uploads == [] and fake.count("upload") == 1
+    assert (fake.models[trained_model.name].path / "extra.txt").is_file()  # theirs, untouched
 
 
 def test_upload_retried_after_503_arrives_once(client, fake, trained_model):
@@ -374,8 +403,10 @@ def test_fault_matrix(fake, trained_model, tmp_path, endpoint, fault):
         assert fake.count(endpoint) == expected_attempts
         return
     result = _call(endpoint, c, fake, trained_model, tmp_path)
+    fake.settle()  # every attempt the client gave up on has been served to its end
     if endpoint == "upload":
         assert fake.uploads == [trained_model.name]  # never twice, whatever happened to the first answer
+        assert [m["model"] for m in c.list_models()] == [trained_model.name]
     elif endpoint == "tag":
         assert fake.tagged() == ["model_x"]
     elif endpoint.startswith("eval"):
@@ -384,3 +415,62 @@ def test_fault_matrix(fake, trained_model, tmp_path, endpoint, fault):
         assert result.name == "data.json"
     if fault == "429-retry-after":
         assert 2.0 <= c.slept[0] <= 2.0 + c.backoff
+
+
+# ---------------------------------------------------------------- the platform's own refusals
+
+def test_a_wrong_token_is_refused_before_any_fault_and_not_retried(fake):
+    fake.inject("list", 503, times=None)
+    c = PlatformClient(fake.url, "not-the-token", timeout=2, retries=3, backoff=0.01)
+    with pytest.raises(PlatformError) as err:
+        c.list_models()
+    assert_clean(str(err.value), "GET", "HTTP 401", "refused the API token")
+    assert "not-the-token" not in str(err.value)
+    assert fake.count("list") == 1  # 401 at once: the injected 503 (retried) never answered
+
+
+def test_an_expired_token_fails_the_call_with_a_one_line_error(client, fake):
+    assert client.list_models() == []
+    fake.expire_token()
+    with pytest.raises(PlatformError) as err:
+        client.list_models()
+    assert_clean(str(err.value), "HTTP 401", "refused the API token")
+    assert fake.count("list") == 2
+
+
+def test_a_token_that_expires_during_the_run(fake, trained_model):
+    fake.token_expires = time.monotonic() + 3600
+    c = PlatformClient(fake.url, TOKEN, timeout=2, retries=3, backoff=0.01)
+    name = c.upload_model(trained_model)
+    fake.expire_token()
+    with pytest.raises(PlatformError, match="HTTP 401"):
+        c.tag(name)
+    assert fake.tagged() == []
+
+
+def test_an_upload_over_the_size_limit_is_a_413_failure_without_retry(client, fake, trained_model):
+    fake.max_upload_bytes = 1000
+    with pytest.raises(PlatformError) as err:
+        client.upload_model(trained_model)
+    assert_clean(str(err.value), "POST", "/models/nlu", "HTTP 413")
+    assert fake.uploads == [] and fake.count("upload") == 1
+
+
+def test_concurrent_tag_puts_leave_exactly_one_model_tagged(client, fake, trained_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [fake.add_model(trained_model, f"model_2026010{i}-000000") for i in range(1, 5)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(client.tag, names * 5))
+    fake.settle()
+    assert len(fake.tagged()) == 1 and fake.tagged()[0] in names
+    assert [m["model"] for m in client.list_models() if "active" in m["tags"]] == fake.tagged()
+
+
+def test_a_tag_race_shows_in_the_list_after_the_put(client, fake, trained_model):
+    ours = fake.add_model(trained_model, "model_20260101-000000")
+    theirs = fake.add_model(trained_model, "model_20260102-000000")
+    fake.race_tag(theirs)
+    client.tag(ours)  # answered 204, then another writer moves the tag
+    fake.settle()
+    assert client.active_model() == theirs

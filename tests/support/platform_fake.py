@@ -11,7 +11,7 @@ It is a test double only because the Rasa Platform cannot run here; it keeps the
   A second upload under a name that exists (or is being stored) is refused with 409 Conflict, as the
   real registry refuses a name collision. A body over ``max_upload_bytes`` → 413. An optional multipart
   field ``sha256`` is kept and listed with the model (the client's proof that a model is its own upload).
-  A model is listed once it is completely stored.
+  A model is listed once it is completely stored (``store_delay``: seconds that takes).
 - ``GET  /api/projects/{p}/models/nlu``: ``[{"model", "tags", "uploaded_at", "sha256"?}]`` in upload order
 - ``PUT  /api/projects/{p}/models/nlu/{m}/tags/{t}``: 204; the tag moves off every other model (atomically:
   concurrent PUTs leave exactly one model tagged); ``race_tag(model)`` makes another writer move the tag
@@ -91,8 +91,9 @@ class FakePlatform(LoopbackServer):
                  data: dict | str | None = None, data_content_type: str | None = None,
                  held_out: list[dict] | None = None, workdir: Path | str | None = None,
                  eval_delay: float = 0.0, report_as_dict: bool = True, max_upload_bytes: int | None = None,
-                 token_ttl: float | None = None):
+                 token_ttl: float | None = None, store_delay: float = 0.0):
         self.token = token
+        self.store_delay = store_delay  # seconds an upload takes to be stored after its name is reserved
         self.token_ttl = token_ttl
         self.token_expires: float | None = None
         self.max_upload_bytes = max_upload_bytes
@@ -239,6 +240,8 @@ class FakePlatform(LoopbackServer):
                 return 409, {"message": f"a model named {name!r} already exists"}
             dest = self.workdir / "models" / name
             self.models[name] = Model(name, dest, sha256=sha256, stored=False)  # reserve the name
+        if self.store_delay:
+            time.sleep(self.store_delay)  # a big model being unpacked: the name is taken, not yet listed
         try:
             with zipfile.ZipFile(zip_path) as zf:
                 for member in zf.namelist():
@@ -353,6 +356,7 @@ def _handler(platform: FakePlatform):
                 self.drop()
                 self.status = f"{status} cut"
                 return
+            self.status = status  # what the server answered, even if the client is gone before it is sent
             self.send_response(status)
             if raw or status not in (204, 304):
                 self.send_header("Content-Type", content_type)
@@ -362,7 +366,6 @@ def _handler(platform: FakePlatform):
             self.end_headers()
             if raw:
                 self.wfile.write(raw)
-            self.status = status
 
         def drop(self) -> None:
             """Close the connection without answering (as a crashed server or a cut network does)."""

@@ -15,13 +15,14 @@ and 502/503/504 are retried with exponential backoff and full jitter (tenacity);
 that is not a success fails at once with a one-line ``PlatformError`` naming the method and the path.
 401/403 are ``PlatformError`` (exit 1) too: a token that expired or was rotated is a runtime condition
 of the platform, fixed without touching the job's configuration (see docs/platform.md).
-An upload is retried only after the model list shows the earlier attempt did not arrive, so a lost
-answer never makes a duplicate. The token never appears in a message: every URL goes through
+An upload is retried only after the model list shows the earlier attempt did not arrive, and a 409 on
+a retry is checked against the list (the upload's SHA-256), so a lost answer never makes a duplicate. The token never appears in a message: every URL goes through
 ``nlu_ci.redact`` and the token is registered there when the client is made.
 """
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import logging
 import math
@@ -328,34 +329,60 @@ class PlatformClient:
         """Zip the model folder and stream it as multipart field ``model``; return the platform's model name.
 
         The zip is written to disk first and streamed from there (memory does not grow with its size).
-        Before a retry, the model list is checked: when the earlier attempt arrived after all (its answer
-        was lost), the model is not sent again. The zip is written in ``scratch_dir`` (default: the
-        system temp dir) and removed afterwards.
+        A retried upload never leaves a duplicate: the upload carries the zip's SHA-256 (field ``sha256``);
+        before a retry the model list is checked, and when the earlier attempt arrived after all (its answer
+        was lost) the model is not sent again. An attempt the platform refuses with 409 (the name exists,
+        e.g. an earlier attempt still being stored) waits until the list shows the name: when its hash is
+        ours (or the platform lists no hash and this is a retry) the upload is done, else it is a name
+        collision (PlatformError). The zip is written in ``scratch_dir`` (default: the system temp dir)
+        and removed afterwards.
         """
         model_dir = Path(model_dir)
         name = name or model_dir.name
         path = self.path("models", "nlu")
+        where = self.where("POST", path)
         attempts = 0
+
+        def listed() -> dict | None:
+            """The list entry named ``name`` (None if absent); PlatformError when it is someone else's model."""
+            entry = next((m for m in self.list_models() if m["model"] == name), None)
+            if entry is None:
+                return None
+            theirs = entry.get("sha256")
+            if (theirs and theirs != digest) or (not theirs and attempts == 1):
+                raise PlatformError(f"{where}: the platform already has a different model named {name!r} "
+                                    "(name collision); nothing was uploaded over it")
+            return entry
 
         def once() -> str:
             nonlocal attempts
             attempts += 1
-            if attempts > 1 and name in self.model_names():
+            if attempts > 1 and listed() is not None:
                 log.info("platform already has %s (an earlier upload attempt arrived): not uploading again", name)
                 return name
             with open(zip_path, "rb") as fh:
-                encoder = MultipartEncoder(fields={"model": (f"{name}.zip", fh, "application/zip")})
-                response = self._send("POST", path, ok=(200, 201, 202, 204), data=encoder,
+                encoder = MultipartEncoder(fields={"model": (f"{name}.zip", fh, "application/zip"), "sha256": digest})
+                response = self._send("POST", path, ok=(200, 201, 202, 204, 409), data=encoder,
                                       headers={"Content-Type": encoder.content_type})
-            return _uploaded_name(response) or name
+            if response.status_code != 409:
+                return _uploaded_name(response) or name
+            deadline = time.monotonic() + self.eval_timeout  # an earlier attempt may still be being stored
+            while listed() is None:
+                if time.monotonic() >= deadline:
+                    raise PlatformError(f"{where}: HTTP 409 (the name {name!r} is taken) but the platform did not "
+                                        f"list it within {self.eval_timeout:g}s (NLU_CI_EVAL_TIMEOUT)")
+                self._sleep(self.poll_interval)
+            log.info("platform has %s from an earlier upload attempt (409 on the retry): not uploading again", name)
+            return name
 
         with zipped(model_dir, scratch_dir) as zip_path:
             size = zip_path.stat().st_size
+            with open(zip_path, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
             t0 = time.perf_counter()
             result = self._retrying(once)
         self.uploaded[name] = result
-        log.info("uploaded %s to %s (%.1f MB zip, %.1fs)", result, self.where("POST", path), size / 1e6,
-                 time.perf_counter() - t0)
+        log.info("uploaded %s to %s (%.1f MB zip, %.1fs)", result, where, size / 1e6, time.perf_counter() - t0)
         return result
 
     def tag(self, model: str, tag: str | None = None) -> None:
