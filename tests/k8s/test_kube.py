@@ -1,6 +1,7 @@
 """nlu_ci.kube through the official kubernetes client against a real loopback API server."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -402,3 +403,57 @@ def test_bad_kubernetes_settings_fail_before_any_work(kubeconfig):
     with pytest.raises(ConfigError, match="NLU_CI_RESTART_DEPLOYMENT: 'rasa nlu' is not"):
         kube.connect(settings(restart_deployment="rasa nlu"))
     assert kube.connect(settings(kubernetes="off", lease_duration=5)) is None
+
+
+# ---------------------------------------------------------------------------- the fake keeps the server's rules
+
+def _raw(apiserver, method: str, path: str, body: dict | None = None):
+    import requests
+
+    return requests.request(method, apiserver.url + path, json=body, timeout=5,
+                            headers={"Authorization": f"Bearer {apiserver.token}"})
+
+
+def test_every_lease_write_carries_the_version_it_read(kubeconfig, apiserver):
+    """The fake refuses an update without ``resourceVersion`` (409, like an update of a changed object),
+    so acquiring, renewing and releasing pass only if each write sends the version it read."""
+    s = session()
+    s.acquire_lease()
+    s.renew_lease()
+    s.release_lease()
+    updates = [r for r in apiserver.requests if r["method"] == "PUT" and "/leases/" in r["path"]]
+    assert updates and all(r["status"] == 200 for r in updates), updates
+    assert all(json.loads(r["body"])["metadata"]["resourceVersion"] for r in updates)
+    current = lease(apiserver)
+    blind = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "nlu-ci", "namespace": NS}, "spec": dict(current["spec"], holderIdentity="x")}
+    answer = _raw(apiserver, "PUT", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/nlu-ci", blind)
+    assert answer.status_code == 409 and answer.json()["reason"] == "Conflict"
+    assert lease(apiserver)["spec"].get("holderIdentity") != "x"
+
+
+def test_the_fake_refuses_a_create_in_a_namespace_that_does_not_exist(kubeconfig, apiserver):
+    answer = _raw(apiserver, "POST", "/apis/coordination.k8s.io/v1/namespaces/nowhere/leases",
+                  {"kind": "Lease", "metadata": {"name": "nlu-ci"}, "spec": {}})
+    assert answer.status_code == 404 and answer.json()["message"] == 'namespaces "nowhere" not found'
+    assert _raw(apiserver, "GET", "/apis/coordination.k8s.io/v1/namespaces/nowhere/leases/x").status_code == 404
+
+
+@pytest.mark.xfail(strict=True, raises=LockedError,
+                   reason="kube.acquire_lease reads any error of the create (here 404: no such namespace) as "
+                          "'created by another run at the same moment' (LockedError)")
+def test_a_namespace_that_does_not_exist_is_a_failure_naming_it(kubeconfig, apiserver):
+    with pytest.raises(RuntimeFailure, match=r'namespaces "nowhere" not found'):
+        session(pod_namespace="nowhere").acquire_lease()
+
+
+def test_rbac_is_checked_on_every_call_even_before_an_injected_fault(kubeconfig, apiserver):
+    apiserver.allow([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"]}])
+    apiserver.fail_next("POST", r"/leases$", 503)
+    answer = _raw(apiserver, "POST", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases",
+                  {"kind": "Lease", "metadata": {"name": "nlu-ci"}, "spec": {}})
+    assert answer.status_code == 403
+    assert _raw(apiserver, "GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/nlu-ci").status_code == 404
+    assert apiserver.authorised == {("get", "coordination.k8s.io", "leases")}
+    # a Role grants nothing outside its namespace
+    assert _raw(apiserver, "GET", "/apis/coordination.k8s.io/v1/namespaces/other/leases/nlu-ci").status_code == 403

@@ -21,22 +21,35 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # a handler still sleeping (timeout tests) must not hold teardown
 
     def __init__(self, owner: LoopbackServer, handler: type[BaseHTTPRequestHandler]):
-        self.owner = owner
-        super().__init__(("127.0.0.1", 0), handler)
-
-    def process_request_thread(self, request, client_address):
-        with self.owner._in_flight_cv:
-            self.owner._in_flight += 1
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self.owner._in_flight_cv:
-                self.owner._in_flight -= 1
-                self.owner._in_flight_cv.notify_all()
+        super().__init__(("127.0.0.1", 0), _counted(handler, owner))
 
     def handle_error(self, request, client_address):  # a client that gave up (timeout tests) is no error
         if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
             super().handle_error(request, client_address)
+
+
+def _counted(handler: type[BaseHTTPRequestHandler], owner: LoopbackServer) -> type[BaseHTTPRequestHandler]:
+    """The handler, counting requests (not keep-alive connections) from parsed request line to answer."""
+
+    class Counted(handler):
+        _counted = False
+
+        def parse_request(self):
+            ok = super().parse_request()
+            if ok:
+                self._counted = True
+                owner._requests(+1)
+            return ok
+
+        def handle_one_request(self):
+            self._counted = False
+            try:
+                super().handle_one_request()
+            finally:
+                if self._counted:
+                    owner._requests(-1)
+
+    return Counted
 
 
 class LoopbackServer:
@@ -71,6 +84,11 @@ class LoopbackServer:
             self._thread.join(timeout=10)
             self._thread = None
         self.httpd.server_close()
+
+    def _requests(self, delta: int) -> None:
+        with self._in_flight_cv:
+            self._in_flight += delta
+            self._in_flight_cv.notify_all()
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until no request is being handled (e.g. an upload whose client gave up is stored)."""

@@ -18,8 +18,9 @@ client talks to through a generated kubeconfig or the in-cluster loader. It impl
   (an injected fault included) against Role rules bound in one namespace (403 with the real message), so
   a test can run the code against the rendered Role; ``authorised`` records every (verb, group, resource)
   that was allowed, so a test can compare what the code used with what the Role grants.
-* namespaces: only those in ``namespaces`` (and those of objects a test ``put``) exist; a request elsewhere is 404
-  ``namespaces "x" not found`` (after RBAC, as on the real server).
+* namespaces: only those in ``namespaces`` (and those of objects a test ``put``) exist; a create elsewhere is
+  404 ``namespaces "x" not found`` (after RBAC, as the real server's admission does); a read there finds
+  nothing (404 for the object).
 * fault injection: ``fail_next(method, path_regex, status)`` answers the next matching request with
   that status once (to test retries).
 
@@ -241,7 +242,7 @@ class FakeApiServer(LoopbackServer):
         verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update", "PATCH": "patch",
                 "DELETE": "delete"}[method]
         self._authorize(verb, group, resource, namespace, name)
-        if namespace not in self.namespaces:
+        if verb == "create" and namespace not in self.namespaces:  # the NamespaceLifecycle admission check
             raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
                            {"name": namespace, "kind": "namespaces"})
         for i, (m, rx, status) in enumerate(self._faults):
