@@ -45,20 +45,28 @@ def test_classic_rasa_pipeline_batched_equals_per_message(sample_split, tmp_path
 
 
 def test_unknown_component_means_no_batch_and_predict_falls_back(nlu_ci_model, sample_split):
+    """With a component batch.py does not know, ``predict`` runs the whole pipeline once per utterance
+    (the user's component included) and still gives what the batch path gives without it."""
     loaded = nlu_ci_model.loaded
+    texts = texts_of(sample_split[1])[:10]
+    batched = batch.predict_batch(loaded, texts)  # the batch path, before the unknown component is added
+    assert batched is not None
 
     class Shout:                       # a user's component that batch.py knows nothing about
         name = "Shout"
+        calls: list[str] = []
 
         def process(self, message, **kwargs):
+            Shout.calls.append(message.text)
             message.set("shout", message.text.upper(), add_to_output=True)
 
     loaded.pipeline.append(Shout())
     try:
-        texts = texts_of(sample_split[1])[:10]
         assert not batch.supports_batch(loaded)
         assert batch.predict_batch(loaded, texts) is None
-        assert predict(loaded, texts) == predict_each(loaded, texts)
+        assert Shout.calls == []
+        assert predict(loaded, texts) == batched  # per-message parse == batch, whatever path gave each
+        assert Shout.calls == texts  # ... and it was the per-message path: the component ran for each text
     finally:
         loaded.pipeline.pop()
     assert batch.supports_batch(loaded)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from nlu_ci.registry.store import ModelStore
-from support.data import SAMPLE, load_sample, write_data
+from support.data import FAST_CONFIG, SAMPLE, cli_env, load_sample, run_cli, write_data
 
 
 def _md(tmp: Path, text: str) -> Path:
@@ -64,7 +65,6 @@ BAD_DATA = {
 @pytest.fixture(scope="module")
 def promoted_template(tmp_path_factory, request):
     """One real promoted store per module; each test gets its own copy (training once keeps the suite fast)."""
-    from support.data import FAST_CONFIG, cli_env, run_cli
 
     base = tmp_path_factory.mktemp("promoted")
     cfg = base / "fast_config.yml"
@@ -147,15 +147,37 @@ def test_no_data_configured(cli):
     assert r.code == 2 and "NLU_CI_DATA" in r.json["error"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_models_dir_not_writable_nonroot(cli, tmp_path):
-    cli.models.mkdir()
-    os.chmod(cli.models, 0o500)
+NOBODY = ("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups")
+
+
+def test_models_dir_not_writable(tmp_path):
+    """Run as a user who cannot write the models folder: as root (how CI runs) through setpriv as nobody,
+    since root ignores file permissions; as any other user with the folder made read-only."""
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to run this test as root")
+    scratch = Path(tempfile.mkdtemp(prefix="nlu-ci-unwritable-"))  # outside pytest's 0700 tmp folder
     try:
-        r = cli(["run", "--data", str(SAMPLE), "--json"])
-        assert r.code == 2 and "not writable" in r.json["error"] or "cannot create" in r.json["error"]
+        os.chmod(scratch, 0o755)
+        models = scratch / "models"
+        models.mkdir()
+        os.chmod(models, 0o755 if as_root else 0o555)  # root's: read-only for nobody
+        config = scratch / "fast_config.yml"
+        config.write_text(FAST_CONFIG)
+        os.chmod(config, 0o644)
+        home = scratch / "home"
+        home.mkdir(mode=0o777)
+        os.chmod(home, 0o777)
+        env = cli_env(models, NLU_CI_CONFIG=str(config), HOME=str(home))
+        r = run_cli(["run", "--data", str(SAMPLE), "--json"], env, prefix=NOBODY if as_root else ())
+        assert r.code == 2, r.output
+        error = r.json["error"]
+        assert ("not writable" in error or "cannot create" in error) and str(models) in error, error
+        assert "\n" not in error and r.json["outcome"] == "failed"
+        assert os.listdir(models) == []  # nothing written
     finally:
-        os.chmod(cli.models, 0o700)
+        os.chmod(scratch / "models", 0o755)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_models_dir_is_a_file(cli, tmp_path):

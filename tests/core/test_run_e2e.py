@@ -17,7 +17,7 @@ def history(store_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (store_dir / "history.jsonl").read_text().splitlines() if line.strip()]
 
 
-def test_first_run_promotes_then_same_data_skips(cli, tmp_path):
+def test_first_run_promotes_then_same_data_skips(cli, tmp_path, any_pipeline):
     report_path = tmp_path / "report.json"
     r = cli(["run", "--data", str(SAMPLE), "--report", str(report_path), "--json"])
     assert r.code == 0, r.output
@@ -40,6 +40,7 @@ def test_first_run_promotes_then_same_data_skips(cli, tmp_path):
     assert meta["fingerprint"] == rep["data"]["fingerprint"]
     assert meta["split"]["method"] == "hash" and meta["split"]["fraction"] == 0.2
     assert meta["metrics"]["intent_f1"] == rep["candidate"]["intent_f1"]
+    assert meta["config"]["text"] == Path(cli.config).read_text()  # the pipeline this case runs with
     assert ModelStore(cli.models).verify(name) == []
     preds = [json.loads(x) for x in Path(rep["predictions_file"]).read_text().splitlines()]
     assert len(preds) == rep["data"]["test_examples"] and preds[0]["candidate"]["intent"]
@@ -51,7 +52,7 @@ def test_first_run_promotes_then_same_data_skips(cli, tmp_path):
     assert [h["outcome"] for h in history(cli.store) if h["event"] == "run"] == ["promoted", "skipped"]
 
 
-def test_worse_data_is_rejected_and_active_stays(cli, tmp_path, sample_examples):
+def test_worse_data_is_rejected_and_active_stays(cli, tmp_path, sample_examples, any_pipeline):
     assert cli(["run", "--data", str(SAMPLE)]).code == 0
     good = active_of(cli.store)
     bad = write_data(tmp_path / "shuffled.json", shuffled_train_labels(sample_examples, 0.6))

@@ -63,6 +63,38 @@ def test_activate_is_atomic_and_remembers_previous(store):
     assert not [p for p in store.dir.iterdir() if p.name.endswith(".tmp")]
 
 
+WRITER = """
+import sys
+from nlu_ci.registry.store import ModelStore
+store = ModelStore(sys.argv[1], "proj")
+print("ready", flush=True)
+for i in range(int(sys.argv[2])):
+    store.activate(f"model_{1 + i % 2}")
+    store.write_report({"run": i, "padding": "x" * 200_000}, f"r{i % 3}")
+"""
+
+
+def test_a_concurrent_reader_never_sees_a_partial_pointer_or_report(store):
+    """Another process swaps ACTIVE and rewrites last_report.json (200 kB) over and over while this one
+    reads them as fast as it can: every read is a whole old or a whole new version, never a mix."""
+    fake_model(store, "model_1")
+    fake_model(store, "model_2")
+    store.activate("model_1")
+    store.write_report({"run": -1, "padding": ""}, "r")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(store.root), "300"], stdout=subprocess.PIPE,
+                              text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    pointers, runs, reads = set(), set(), 0
+    while writer.poll() is None:
+        pointers.add((store.dir / "ACTIVE").read_bytes())
+        text = (store.dir / "last_report.json").read_text()
+        runs.add(json.loads(text)["run"])  # a partial report is not JSON
+        reads += 1
+    assert writer.wait() == 0
+    assert pointers <= {b"model_1\n", b"model_2\n"}, pointers
+    assert len(pointers) == 2 and len(runs) > 10, (pointers, len(runs), reads)  # the reads overlapped the writes
+
+
 def test_prune_keeps_newest_active_and_previous(store):
     for i in range(1, 7):
         fake_model(store, f"model_{i}")

@@ -23,7 +23,7 @@ def wait_scraped(prom, report: dict) -> float:
     return time.time()
 
 
-def test_promote_reject_fail_through_the_cli(cli, tmp_path, sample_examples, prometheus_stack, slack):
+def test_promote_reject_fail_through_the_cli(cli, tmp_path, sample_examples, prometheus_stack, slack, any_pipeline):
     gateway, prom = prometheus_stack
     env = {"PUSHGATEWAY_URL": gateway.url, "NLU_CI_PROJECT": PROJECT, "SLACK_WEBHOOK_URL": slack.url}
     bad_labels = write_data(tmp_path / "shuffled.json", shuffled_train_labels(sample_examples, 0.6))

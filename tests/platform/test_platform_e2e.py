@@ -90,7 +90,7 @@ def seed(run, fake, model_dir: Path) -> str:
 
 # ---------------------------------------------------------------- the happy paths
 
-def test_bootstrap_better_worse_status_and_rollback(run, fake):
+def test_bootstrap_better_worse_status_and_rollback(run, fake, any_pipeline):
     fake.data = data_with(shuffled_train_labels(examples(), 0.6, seed=1))
     r = run(["run", "--json"])
     assert r.code == 0, r.output

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,8 +29,9 @@ from support.http import hanging_port, refusing_port
 from support.platform_fake import FakePlatform
 from support.servers import MISSING, PUSHGATEWAY_BIN, Pushgateway
 from support.slack_fake import SlackReceiver
+from support.store_checks import check_store_invariants
 
-__all__ = ["FAST_CONFIG", "MISSING", "PUSHGATEWAY_BIN", "ROOT", "SAMPLE", "FakePlatform", "Pushgateway",
+__all__ = ["FAST_CONFIG", "check_store_invariants", "MISSING", "PUSHGATEWAY_BIN", "ROOT", "SAMPLE", "FakePlatform", "Pushgateway",
            "SlackReceiver", "hanging_port", "held_out", "load_sample", "refusing_port", "shuffled_train_labels",
            "write_data"]
 
@@ -162,47 +162,3 @@ class Harness:
         leaks = [(where, s) for where, data in blobs for s in SECRETS if s.encode() in data]
         assert not leaks, f"secret leaked: {leaks[:5]}"
         return sum(len(d) for _, d in blobs)
-
-
-# ---------------------------------------------------------------- store invariants
-
-def check_store_invariants(models: Path, project: str = "default", load: bool = True,
-                           damaged: set[str] = frozenset()) -> str | None:
-    """The promises of the store after anything (a crash included); returns the active model's name.
-
-    ACTIVE names a complete model (folder + nlu_ci.json) whose files match the checksums in nlu_ci.json and
-    which rasa_nlu loads and predicts with; PREVIOUS (if any) names an intact model; no model folder is a
-    partial one (except ``damaged``: folders a test broke on purpose) (nlu_ci.json is written before the rename, so a folder without it under a model name is partial);
-    every history line is a whole JSON object; last_report.json (if any) is JSON.
-    """
-    from nlu_ci.registry.store import ModelStore
-
-    store = ModelStore(models, project)
-    active = store.active_name()
-    if active is not None:
-        assert active in store.models(), f"ACTIVE names {active!r}, not a complete model: {sorted(os.listdir(store.dir))}"
-        assert store.verify(active) == [], store.verify(active)
-        if load:
-            from nlu_ci.engine.predict import load_model, predict
-
-            prediction = predict(load_model(store.dir / active), ["hello there"])[0]
-            assert prediction["intent"], prediction
-    previous = store.previous_name()
-    if previous is not None:
-        assert previous in store.models() and store.verify(previous) == [], f"PREVIOUS {previous!r} is not intact"
-    for p in store.dir.iterdir() if store.dir.is_dir() else []:
-        if p.name.startswith("model_") and p.name not in damaged:
-            assert (p / "nlu_ci.json").is_file(), f"partial model folder under a model name: {p}"
-    history = store.dir / "history.jsonl"
-    text = history.read_text(errors="replace") if history.exists() else ""
-    assert not text or text.endswith("\n"), f"{history}: last line not terminated: {text[-80:]!r}"
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            # one os.write of a whole line per entry: a SIGKILL cannot tear it (only a power cut could,
-            # and the store's reader skips such a line)
-            assert isinstance(json.loads(line), dict), f"{history}:{n}"
-    store.history()  # the reader never raises
-    last = store.dir / "last_report.json"
-    if last.exists():
-        json.loads(last.read_text())
-    return active

@@ -22,6 +22,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from support.store_checks import GUARANTEED_STAGES, check_history
+
 from .helpers import (
     RELIABILITY_CONFIG,
     ROOT,
@@ -36,6 +38,7 @@ STAGES = ["lock", "load", "split", "train", "evaluate", "decide", "store", "prom
 SEED = 20261127
 KILLS = int(os.environ.get("NLU_CI_CRASH_KILLS") or (400 if os.environ.get("NLU_CI_SOAK") == "1" else 52))
 WORKERS = 2
+TOP_UP_TRIES = 15  # aimed kills per guaranteed stage that no kill has landed in yet (per worker)
 
 
 class ForkServer:
@@ -133,26 +136,26 @@ def _worker(index: int, kills: int, base: Path, results: list) -> None:
         assert code == 0, text[-2000:]
         targets = [*STAGES, "publish"]
         rng.shuffle(targets)
-        killed, i = 0, 0
-        while killed < kills and i < 2 * kills:  # a run may finish before its kill moment: then one more
-            i += 1
+        torn: set[int] = set()
+
+        def kill_one(i: int, target: str, delay: float) -> str:
+            """One run killed at ``target`` (a stage's log line + ``delay``, or "uniform"), the invariants, the
+            retry. Returns where the kill landed ("finished" if the run ended first)."""
             # every run has new data (so it trains, and may promote or be rejected)
             more = [{"text": f"hello friend number {index} {i} {j}", "intent": "greet", "entities": []}
                     for j in range(3)]
             exs = shuffled_train_labels(examples, 0.25, seed=i) if i % 3 == 0 else examples + more
             data = write_data(base / f"d{i}.json", exs)
             run_env = dict(env, NLU_CI_DATA=str(data))
-            before = check_store_invariants(models, load=False)
+            before = check_store_invariants(models, load=False, torn=frozenset(torn))
             pid, log = server.start(["run"], run_env)
-            if i % 2:
-                target = "uniform"
+            if target == "uniform":
                 time.sleep(rng.uniform(0, 0.9 * full))
             else:
-                target = targets[(i // 2) % len(targets)]  # every stage in turn (seeded order)
                 needle = "stage retention: " if target == "publish" else f"stage {target}: started"
                 if wait_for_line(log, needle, pid) and target == "publish":
                     wait_for_line(log, "stage retention: 0", pid, timeout=5)
-                time.sleep(rng.uniform(0, 0.03))
+                time.sleep(delay)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -160,9 +163,13 @@ def _worker(index: int, kills: int, base: Path, results: list) -> None:
             exit_code = server.wait(pid)
             text = log.read_text(errors="replace")
             where = stage_at_kill(text) if exit_code == -9 else "finished"
-            killed += exit_code == -9
-            # the invariants, and the active model is the old one or (only after "promote") the killed run's
-            active = check_store_invariants(models)
+            # the invariants (only the last history line may be torn), and the active model is the old one
+            # or (only once the killed run reached "promote") the killed run's candidate
+            active = check_store_invariants(models, torn=frozenset(torn))
+            history = models / "default" / "history.jsonl"
+            cut = check_history(history, frozenset(torn))
+            if cut is not None:
+                torn.add(cut)  # the retry's append starts a new line after it
             if active != before:
                 assert "stage promote: started" in text, f"kill {i} at {where}: active changed to {active} before promote"
             # a clean next run (the Job's retry): completes, cleans the leftovers, keeps the store consistent
@@ -170,11 +177,25 @@ def _worker(index: int, kills: int, base: Path, results: list) -> None:
             report = json_report(retry_log)
             assert code == 0 and report.get("outcome") in {"promoted", "rejected", "skipped"}, retry_log[-3000:]
             assert list((models / "default" / ".incoming").iterdir()) == []
-            after = check_store_invariants(models, load=False)
+            after = check_store_invariants(models, load=False, torn=frozenset(torn))
             if report["outcome"] == "skipped":
                 assert after == active
             results.append({"worker": index, "kill": i, "target": target, "stage": where, "exit": exit_code,
                             "retry": report["outcome"], "active_changed_by_kill": active != before})
+            return where
+
+        killed, i = 0, 0
+        while killed < kills and i < 2 * kills:  # a run may finish before its kill moment: then one more
+            i += 1
+            target = "uniform" if i % 2 else targets[(i // 2) % len(targets)]  # every stage in turn (seeded order)
+            killed += kill_one(i, target, rng.uniform(0, 0.03)) != "finished"
+        # the stages the guarantee is about last milliseconds: aim at each until a kill lands in it (bounded)
+        for stage in GUARANTEED_STAGES:
+            for _ in range(TOP_UP_TRIES):
+                if any(r["stage"] == stage and r["worker"] == index for r in results):
+                    break
+                i += 1
+                kill_one(i, stage, rng.uniform(0, 0.002))
     finally:
         server.close()
 
@@ -200,5 +221,8 @@ def test_sigkill_at_random_moments_keeps_the_store_consistent(tmp_path):
     print(summary)
     (Path(os.environ.get("NLU_CI_RELIABILITY_OUT", tmp_path)) / "crash_summary.json").write_text(summary)
     assert len(killed) >= KILLS, summary
-    # the kills landed all over the run (some stages last milliseconds: a kill aimed there may land in the next)
+    # kills landed in every stage the guarantee is about, in every worker's store, and all over the run
+    for w in range(WORKERS):
+        landed = {r["stage"] for r in killed if r["worker"] == w}
+        assert set(GUARANTEED_STAGES) <= landed, f"worker {w}: no kill in {set(GUARANTEED_STAGES) - landed}: {summary}"
     assert {"load", "train", "evaluate"} <= set(stages) and len(stages) >= 7, summary

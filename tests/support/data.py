@@ -85,7 +85,9 @@ def cli_env(models_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 300, cwd: Path | None = None) -> CliResult:
-    proc = subprocess.run([sys.executable, "-m", "nlu_ci.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=str(cwd or ROOT))
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 300, cwd: Path | None = None,
+            prefix: tuple[str, ...] = ()) -> CliResult:
+    """``nlu-ci ARGS`` in a subprocess (``prefix``: a wrapper command, e.g. setpriv to run as another user)."""
+    proc = subprocess.run([*prefix, sys.executable, "-m", "nlu_ci.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=str(cwd or ROOT))
     return CliResult(proc.returncode, proc.stdout, proc.stderr)

@@ -4,7 +4,8 @@ Servers: ``pushgateway`` / ``slack`` / ``prometheus_stack`` are fresh for each t
 ``shared_slack`` live for the session (suites whose cases keep apart by project, e.g. reliability).
 Platform: ``fake`` (the platform stand-in with the sample data), ``client`` (a PlatformClient on it that
 records its waits instead of sleeping), ``trained_model`` (a real model, trained once a session).
-CLI: ``fast_config``, ``sample_examples``, ``cli(args, **env)``."""
+CLI: ``fast_config``, ``sample_examples``, ``cli(args, **env)``, ``any_pipeline`` (a test taking it runs with
+the fast test pipeline and with the shipped nlu_config.yml)."""
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support.data import FAST_CONFIG, CliResult, cli_env, held_out, load_sample, run_cli
+from support.data import CONFIG, FAST_CONFIG, CliResult, cli_env, held_out, load_sample, run_cli
 from support.platform_fake import FakePlatform
 from support.servers import MISSING, PROMETHEUS_BIN, PUSHGATEWAY_BIN, Prometheus, Pushgateway
 from support.slack_fake import SlackReceiver
@@ -22,7 +23,7 @@ from support.train import train
 
 PLATFORM_TOKEN = "tok-3f9a1c77e2b54d08a6"
 
-__all__ = ["PLATFORM_TOKEN", "cli", "client", "fake", "fast_config", "prometheus_stack", "pushgateway",
+__all__ = ["PLATFORM_TOKEN", "any_pipeline", "cli", "client", "fake", "fast_config", "prometheus_stack", "pushgateway",
            "sample_examples", "shared_pushgateway", "shared_slack", "slack", "trained_model"]
 
 
@@ -135,3 +136,11 @@ def cli(tmp_path: Path, fast_config: Path):
     _run.store = models / "default"
     _run.config = fast_config
     return _run
+
+
+@pytest.fixture(params=["fast", "shipped"])
+def any_pipeline(request, cli) -> str:
+    """Runs the test twice: with the fast test pipeline, and with the shipped nlu_config.yml."""
+    if request.param == "shipped":
+        cli.config = CONFIG
+    return request.param
