@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -34,14 +35,15 @@ def test_concurrent_runs_exactly_one_trains(tmp_path, fast_config):
     check_store_invariants(tmp_path / "models")
 
 
-def _kill_when(proc: subprocess.Popen, needle: str, timeout: float = 120) -> str | None:
-    """Read the run's log until ``needle`` appears, then SIGKILL it. Returns the stage the run was in when
-    the kill landed (the last "stage X: started" it logged, read to the end), or None if it ended first."""
+def _kill_when(proc: subprocess.Popen, needle: str, delay: float = 0.0, timeout: float = 120) -> str | None:
+    """Read the run's log until ``needle`` appears, wait ``delay`` s, then SIGKILL it. Returns the stage the
+    run was in when the kill landed (the last "stage X: started" it logged), or None if it ended first."""
     deadline = time.time() + timeout
     seen = []
     for line in proc.stderr:
         seen.append(line)
         if needle in line:
+            time.sleep(delay)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             seen.append(proc.stderr.read())
@@ -59,7 +61,11 @@ def test_kill_9_at_every_stage_leaves_a_consistent_store(tmp_path, fast_config, 
     policy.write_text("non_inferiority_margin: 1.0\nsignificance: off\nper_intent_max_drop: off\nentity_f1: off\n")
     env = cli_env(models, NLU_CI_CONFIG=str(fast_config), NLU_CI_DATA=str(SAMPLE), NLU_CI_KEEP_MODELS="2",
                   NLU_CI_POLICY=str(policy))
-    assert subprocess.run([sys.executable, "-m", "nlu_ci.cli", "run"], env=env, capture_output=True).returncode == 0
+    first = subprocess.run([sys.executable, "-m", "nlu_ci.cli", "run", "--json"], env=env, capture_output=True,
+                           text=True)
+    assert first.returncode == 0, first.stderr
+    durations = json.loads(first.stdout)["durations"]  # kill moments are spread over each short stage
+    rng = random.Random(20261129)
     landed: list[str] = []
     torn: set[int] = set()
     stages = ["load", "train", "evaluate", "decide", *GUARANTEED_STAGES]
@@ -72,8 +78,9 @@ def test_kill_9_at_every_stage_leaves_a_consistent_store(tmp_path, fast_config, 
             data = write_data(tmp_path / f"d{n}.json", more if n % 2 else shuffled_train_labels(sample_examples, 0.1,
                                                                                                seed=n))
             before = ModelStore(models).active_name()
+            delay = rng.uniform(0, durations.get(stage, 0.0)) if stage in GUARANTEED_STAGES else 0.0
             where = _kill_when(start(["run"], dict(env, NLU_CI_DATA=str(data), NLU_CI_LOG_LEVEL="INFO")),
-                               f"stage {stage}: started")
+                               f"stage {stage}: started", delay)
             active = check_store_invariants(models, torn=frozenset(torn))
             cut = check_history(ModelStore(models).dir / "history.jsonl", frozenset(torn))
             if cut is not None:

@@ -159,3 +159,21 @@ def test_clean_incoming_removes_leftovers(store):
     assert store.clean_incoming() == [leftover.parent.name]
     assert not leftover.exists()
     assert os.listdir(store.dir / ".incoming") == []
+
+
+def test_the_crash_tests_history_check_accepts_a_torn_line_only_at_the_end(tmp_path):
+    """support.store_checks.check_history, used after every kill: a torn last line is what a crash may
+    leave; a torn line anywhere else (e.g. two entries glued together) is a broken store."""
+    from support.store_checks import check_history
+
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"a": 1}\n{"b": 2}\n')
+    assert check_history(path) is None
+    path.write_text('{"a": 1}\n{"b": 2}\n{"c": ')
+    assert check_history(path) == 2
+    path.write_text('{"a": 1}\n{"c": \n{"d": 4}\n')  # the torn line closed by the next append
+    assert check_history(path, torn=frozenset({1})) is None
+    for broken in ('{"a": 1}\n{"c": \n{"d": 4}\n', '{"a": 1}{"b": 2}\n{"c": 3}\n', '[1]\n{"a": 1}\n'):
+        path.write_text(broken)
+        with pytest.raises(AssertionError):
+            check_history(path)

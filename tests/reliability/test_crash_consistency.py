@@ -107,6 +107,14 @@ def stage_at_kill(log_text: str) -> str:
     return last
 
 
+def stage_seconds(log_text: str, stage: str) -> float:
+    """How long ``stage`` took in a finished run's log ("stage X: 0.05s"); 0 if it did not run."""
+    for line in log_text.splitlines():
+        if f"stage {stage}: " in line and line.rstrip().endswith("s") and "started" not in line:
+            return float(line.rstrip()[:-1].rsplit(" ", 1)[-1])
+    return 0.0
+
+
 def worker(index: int, kills: int, base: Path, results: list, errors: list) -> None:
     try:
         _worker(index, kills, base, results)
@@ -131,9 +139,9 @@ def _worker(index: int, kills: int, base: Path, results: list) -> None:
         assert code == 0, text[-2000:]
         # the length of a whole run with an active model: the range of the uniform kill moments
         more = [{"text": f"good morning number {index} {j}", "intent": "greet", "entities": []} for j in range(3)]
-        code, text, full = server.run(["run"], dict(env, NLU_CI_DATA=str(write_data(base / "d00.json",
-                                                                                       examples + more))))
-        assert code == 0, text[-2000:]
+        code, full_text, full = server.run(["run"], dict(env, NLU_CI_DATA=str(write_data(base / "d00.json",
+                                                                                            examples + more))))
+        assert code == 0, full_text[-2000:]
         targets = [*STAGES, "publish"]
         rng.shuffle(targets)
         torn: set[int] = set()
@@ -195,7 +203,7 @@ def _worker(index: int, kills: int, base: Path, results: list) -> None:
                 if any(r["stage"] == stage and r["worker"] == index for r in results):
                     break
                 i += 1
-                kill_one(i, stage, rng.uniform(0, 0.002))
+                kill_one(i, stage, rng.uniform(0, stage_seconds(full_text, stage)))  # anywhere in the stage
     finally:
         server.close()
 
