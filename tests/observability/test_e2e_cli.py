@@ -3,7 +3,6 @@ then reject, then fail. A real Prometheus scrapes the real Pushgateway; every da
 return the series and values of each run's report, and Slack (a loopback receiver) gets one message a run."""
 from __future__ import annotations
 
-import socket
 import time
 from datetime import datetime
 
@@ -11,6 +10,7 @@ from dashboard_check import check_dashboard, load_dashboard, targets, ts
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.data import SAMPLE, shuffled_train_labels, write_data
+from support.http import refusing_port
 
 PROJECT = "shop"
 
@@ -73,22 +73,21 @@ def test_promote_reject_fail_through_the_cli(cli, tmp_path, sample_examples, pro
 
 
 def test_pushgateway_down_warns_and_strict_metrics_fails(cli):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}"  # closed when the block ends: nothing listens
-    result = cli(["run", "--data", str(SAMPLE), "--json"], PUSHGATEWAY_URL=url, NLU_CI_METRICS_TIMEOUT="2")
-    assert result.code == 0, result.output
-    assert result.json["outcome"] == "promoted"
-    assert f"cannot push metrics to Pushgateway {url}" in result.stderr
-    assert result.json["metrics"]["pushed"] is False
-    assert (cli.store / "metrics.prom").exists()
+    with refusing_port() as port:  # bound, not listening: nothing answers there
+        url = f"http://127.0.0.1:{port}"
+        result = cli(["run", "--data", str(SAMPLE), "--json"], PUSHGATEWAY_URL=url, NLU_CI_METRICS_TIMEOUT="2")
+        assert result.code == 0, result.output
+        assert result.json["outcome"] == "promoted"
+        assert f"cannot push metrics to Pushgateway {url}" in result.stderr
+        assert result.json["metrics"]["pushed"] is False
+        assert (cli.store / "metrics.prom").exists()
 
-    t0 = time.monotonic()
-    # same data again: a cheap completed run (skipped) whose push fails, and --strict-metrics fails it
-    strict = cli(["run", "--data", str(SAMPLE), "--json", "--strict-metrics"],
-                 PUSHGATEWAY_URL=url, NLU_CI_METRICS_TIMEOUT="2")
-    assert strict.code == 1, strict.output
-    assert strict.json["outcome"] == "failed"
-    assert "cannot push metrics to Pushgateway" in strict.json["error"]
-    assert time.monotonic() - t0 < 120
-    assert datetime.fromisoformat(strict.json["finished_at"].replace("Z", "+00:00"))
+        t0 = time.monotonic()
+        # same data again: a cheap completed run (skipped) whose push fails, and --strict-metrics fails it
+        strict = cli(["run", "--data", str(SAMPLE), "--json", "--strict-metrics"],
+                     PUSHGATEWAY_URL=url, NLU_CI_METRICS_TIMEOUT="2")
+        assert strict.code == 1, strict.output
+        assert strict.json["outcome"] == "failed"
+        assert "cannot push metrics to Pushgateway" in strict.json["error"]
+        assert time.monotonic() - t0 < 120
+        assert datetime.fromisoformat(strict.json["finished_at"].replace("Z", "+00:00"))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from reports import finished, make_report
 
 from nlu_ci import metrics
 from nlu_ci.errors import RuntimeFailure
+from support.http import hanging_port, refusing_port
 from support.servers import MISSING, PUSHGATEWAY_BIN, Pushgateway
 
 PG_USER, PG_PASSWORD = "nlu-ci", "pg-test-password-7"
@@ -168,29 +168,24 @@ def test_push_to_a_real_pushgateway_replaces_the_group(pushgateway, tmp_path):
 
 
 def test_pushgateway_down_is_a_warning_and_strict_is_a_failure(tmp_path, caplog):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
-    url = f"http://127.0.0.1:{port}"
-    with caplog.at_level(logging.WARNING, logger="nlu_ci.metrics"):
-        result = publish(make_report("promoted"), tmp_path, url=url, timeout=2)
-    assert result.push_attempted and not result.pushed and not result.ok
-    assert result.push_error.startswith(f"cannot push metrics to Pushgateway {url}: ")
-    assert "\n" not in result.push_error
-    assert result.push_error in caplog.text
-    assert result.textfile.exists()  # the textfile is still written
+    with refusing_port() as port:  # bound, not listening: nothing answers there
+        url = f"http://127.0.0.1:{port}"
+        with caplog.at_level(logging.WARNING, logger="nlu_ci.metrics"):
+            result = publish(make_report("promoted"), tmp_path, url=url, timeout=2)
+        assert result.push_attempted and not result.pushed and not result.ok
+        assert result.push_error.startswith(f"cannot push metrics to Pushgateway {url}: ")
+        assert "\n" not in result.push_error
+        assert result.push_error in caplog.text
+        assert result.textfile.exists()  # the textfile is still written
 
-    with pytest.raises(RuntimeFailure, match="cannot push metrics to Pushgateway"):
-        publish(make_report("promoted"), tmp_path, url=url, timeout=2, strict=True)
+        with pytest.raises(RuntimeFailure, match="cannot push metrics to Pushgateway"):
+            publish(make_report("promoted"), tmp_path, url=url, timeout=2, strict=True)
 
 
 def test_push_times_out(tmp_path):
-    with socket.socket() as s:  # accepts connections into the backlog, never answers
-        s.bind(("127.0.0.1", 0))
-        s.listen(8)
+    with hanging_port() as port:  # accepts connections into the backlog, never answers
         t0 = time.monotonic()
-        result = publish(make_report("promoted"), tmp_path, url=f"http://127.0.0.1:{s.getsockname()[1]}",
-                         timeout=0.5)
+        result = publish(make_report("promoted"), tmp_path, url=f"http://127.0.0.1:{port}", timeout=0.5)
         elapsed = time.monotonic() - t0
     assert not result.pushed and "timed out" in result.push_error.lower()
     assert elapsed < 5

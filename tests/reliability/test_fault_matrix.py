@@ -175,16 +175,24 @@ def platform_promoted(uploads: int = 1) -> Callable[..., None]:
     return check
 
 
-def _late_upload(ctx: Ctx, report: dict) -> None:
-    """The first attempt timed out on the client's side but the server still stores it, after the retry (the
-    list check before the retry could not see it yet): the platform then has the model twice, the second
-    copy under ``<name>-1``; the tag is on the copy the job got an answer for. Known limit (docs/reliability.md)."""
-    candidate = report["candidate"]["model"]
-    deadline = time.monotonic() + 10
-    while len(ctx.platform.uploads) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)  # the late first attempt finishes on the server
-    assert sorted(ctx.platform.uploads) == [candidate, f"{candidate}-1"], ctx.platform.uploads
-    assert ctx.platform.tagged() == [report["platform"]["uploaded"]] and report["platform"]["uploaded"] == candidate
+def one_upload(statuses: list[int]) -> Callable[..., None]:
+    """The first attempt timed out on the client's side but the server went on with it: after the server has
+    served every attempt to its end, the platform holds the model once (the other attempt was refused with
+    409, the name being taken), the tag is on it, and the upload answers were ``statuses`` in order."""
+    def check(h: Harness, ctx: Ctx, report: dict) -> None:
+        candidate = report["candidate"]["model"]
+        ctx.platform.settle()
+        assert ctx.platform.uploads == [candidate], ctx.platform.uploads
+        assert [r["status"] for r in ctx.platform.requests if r["endpoint"] == "upload"] == statuses
+        assert ctx.platform.tagged() == [candidate] and report["platform"]["uploaded"] == candidate
+    return check
+
+
+def stores_slowly(seconds: float) -> Callable[..., dict]:
+    def setup(h: Harness, ctx: Ctx) -> dict:
+        ctx.platform.store_delay = seconds  # the name is taken at once, the model listed only when stored
+        return {}
+    return setup
 
 
 def retried(endpoint: str, times: int, needle: str | None = None) -> Callable[..., None]:
@@ -273,7 +281,9 @@ PLATFORM_CASES = {
     "upload answer truncated": Case(0, "promoted", None, faults=(("upload", "cut", {}),),
                                     after=platform_promoted(), **P),
     "upload read timeout once": Case(0, "promoted", None, faults=(("upload", "timeout", {"seconds": 2.5}),),
-                                     after=lambda h, ctx, report: _late_upload(ctx, report), **P),
+                                     after=one_upload([409, 201]), **P),
+    "upload stored after the client gave up": Case(0, "promoted", None, setup=stores_slowly(2.5),
+                                                   after=one_upload([201, 409]), **P),
     "upload 401": Case(1, "failed", "refused the API token", faults=(("upload", 401, {}),),
                        after=platform_tag_unchanged, **P),
     "tag 500": Case(1, "failed", "tags/active: HTTP 500", faults=(("tag", 500, {"times": None}),),
