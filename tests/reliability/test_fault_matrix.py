@@ -162,7 +162,7 @@ def active_unusable(h: Harness, ctx: Ctx, report: dict) -> None:
 
 
 def platform_tag_unchanged(h: Harness, ctx: Ctx, report: dict) -> None:
-    if ctx.platform.server is not None:
+    if ctx.platform.running:
         assert ctx.platform.tagged() == [ctx.before], ctx.platform.tagged()
 
 

@@ -72,6 +72,10 @@ class LoopbackServer:
         """The base URL (still known after ``stop()``: a test may point the job at a dead server)."""
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def start(self):
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=type(self).__name__, daemon=True)
