@@ -10,8 +10,9 @@ import pytest
 
 from nlu_ci.components.calibration import ScoreCalibrator, expected_calibration_error
 from nlu_ci.engine.predict import predict_each
+from support.train import train
 
-from .support import NLU_CI_PIPELINE, train_and_load
+from .support import NLU_CI_PIPELINE
 
 
 def flat_scores(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +71,7 @@ def entity_confidences(interpreter, test: list[dict]) -> tuple[list[float], list
 
 def test_the_extractor_persists_its_calibration_and_correct_entities_get_high_confidence(
         nlu_ci_model, sample_split, tmp_path):
-    trained, loaded, model_dir = nlu_ci_model
+    trained, loaded, model_dir = nlu_ci_model.trained, nlu_ci_model.loaded, nlu_ci_model.model_dir
     _, test = sample_split
     meta = json.loads((model_dir / "metadata.json").read_text())
     [component] = [c for c in meta["pipeline"] if c["class"] == "nlu_ci.components.LeanCRFEntityExtractor"]
@@ -93,10 +94,11 @@ def test_the_extractor_persists_its_calibration_and_correct_entities_get_high_co
 
 
 def test_calibration_none_keeps_the_raw_score(sample_split, tmp_path):
-    train, test = sample_split
+    train_data, test = sample_split
     pipeline = [dict(c, calibration="none") if c["name"].endswith("LeanCRFEntityExtractor") else c
                 for c in NLU_CI_PIPELINE]
-    _, loaded, model_dir = train_and_load(pipeline, train, tmp_path)
+    trained = train(tmp_path, train_data, pipeline)
+    loaded, model_dir = trained.loaded, trained.model_dir
     meta = json.loads((model_dir / "metadata.json").read_text())
     [component] = [c for c in meta["pipeline"] if c["class"] == "nlu_ci.components.LeanCRFEntityExtractor"]
     assert component["calibrator"] == {"method": "none"}

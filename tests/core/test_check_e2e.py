@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nluci_testing import SAMPLE, shuffled_train_labels, write_data
+from support.data import SAMPLE, shuffled_train_labels, write_data
 
 
 def active_of(store: Path) -> str | None:

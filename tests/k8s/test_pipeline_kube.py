@@ -125,11 +125,11 @@ def test_a_lease_taken_over_while_training_promotes_nothing(registry, apiserver,
     """Another Job takes the Lease while this run trains (a training past NLU_CI_LEASE_DURATION, a manual run
     that took it once it looked expired): the run checks the Lease right before promoting and promotes nothing:
     ACTIVE (and with a platform, the tag) stays on the model promoted before."""
-    from fakes.platform_server import FakePlatform
     from nlu_ci import pipeline
     from nlu_ci.dataset import hash_unit
     from nlu_ci.settings import from_env
-    from nluci_testing import FAST_CONFIG, load_sample
+    from support.data import FAST_CONFIG, load_sample
+    from support.platform_fake import FakePlatform
 
     apiserver.allow(rules("k8s"))
     (tmp_path / "fast_config.yml").write_text(FAST_CONFIG)

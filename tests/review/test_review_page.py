@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nlu_ci.review import page
-from nluci_testing import SAMPLE, shuffled_train_labels, write_data
+from support.data import SAMPLE, shuffled_train_labels, write_data
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = '<script>alert("x")</script> book a table <img src=x onerror=alert(1)> & "quotes"'
@@ -47,7 +47,7 @@ def browse(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def rejected_run(tmp_path_factory) -> dict:
     """A real store: a run on the sample data (promoted), then one on worse data (rejected)."""
-    from nluci_testing import FAST_CONFIG, cli_env, load_sample, run_cli
+    from support.data import FAST_CONFIG, cli_env, load_sample, run_cli
 
     tmp = tmp_path_factory.mktemp("review")
     (tmp / "fast.yml").write_text(FAST_CONFIG)
@@ -76,7 +76,7 @@ def test_a_run_writes_its_page_beside_its_report_and_links_it(rejected_run):
 
 
 def test_status_and_the_report_command_point_at_the_page(rejected_run, tmp_path):
-    from nluci_testing import run_cli
+    from support.data import run_cli
 
     env, section = rejected_run["env"], rejected_run["report"]["review_page"]
     status = run_cli(["status", "--json"], env)
