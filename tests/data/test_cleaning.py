@@ -10,7 +10,7 @@ from nlu_ci import dataset
 from nlu_ci.data import notes_of
 from nlu_ci.data.cleaning import MAX_REPAIR_SHARE
 from nlu_ci.errors import DataError
-from nluci_testing import load_sample, write_data
+from support.data import load_sample, write_data
 
 EX = load_sample()["rasa_nlu_data"]["common_examples"]
 TRAILING = {"text": "I want a large pizza please", "intent": "order_pizza",   # 'large ' (SNIPS: 'in a year ')

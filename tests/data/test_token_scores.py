@@ -9,7 +9,7 @@ from nlu_ci import dataset
 from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import train
 from nlu_ci.entity_tokens import token_label, token_scores
-from nluci_testing import CONFIG, FAST_CONFIG, SAMPLE
+from support.data import CONFIG, FAST_CONFIG, SAMPLE
 
 
 def rasa_nlu_token_metrics(interpreter, test: list[dict]) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from nlu_ci.data.checks import near_duplicates, within_one_edit
-from nluci_testing import load_sample, write_data
+from support.data import load_sample, write_data
 
 BASE = load_sample()
 EX = BASE["rasa_nlu_data"]["common_examples"]
