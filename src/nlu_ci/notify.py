@@ -113,6 +113,13 @@ def message_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+BLOCK_TEXT_LIMIT = 3000  # Slack refuses a section whose text is longer (400 invalid_blocks): the whole message is lost
+
+
+def _fit(text: str, limit: int = BLOCK_TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def build_message(report: Mapping[str, Any]) -> dict[str, Any]:
     """The Slack payload: ``text`` (fallback, notifications) and ``blocks`` (the formatted message)."""
     title = headline(report)
@@ -120,18 +127,18 @@ def build_message(report: Mapping[str, Any]) -> dict[str, Any]:
     checks = [line for line in lines if line.startswith("FAILED check ")]
     facts = [line for line in lines if not line.startswith("FAILED check ")]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_escape(title)}*"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _fit(f"*{_escape(title)}*")}},
     ]
     if facts:
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                   "text": "\n".join(_escape(line) for line in facts)}})
+                                                   "text": _fit("\n".join(_escape(line) for line in facts))}})
     if checks:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Failed checks*\n" + "\n".join(
-            f"• {_escape(line.removeprefix('FAILED check '))}" for line in checks)}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _fit("*Failed checks*\n" + "\n".join(
+            f"• {_escape(line.removeprefix('FAILED check '))}" for line in checks))}})
     started = report.get("started_at")
     if started:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _escape(f"run started {started}")}]})
-    return {"text": _escape("\n".join([title, *lines]))[:3000], "blocks": blocks}
+    return {"text": _fit(_escape("\n".join([title, *lines]))), "blocks": blocks}
 
 
 def _register_url(url: str) -> None:

@@ -439,9 +439,6 @@ def test_the_fake_refuses_a_create_in_a_namespace_that_does_not_exist(kubeconfig
     assert _raw(apiserver, "GET", "/apis/coordination.k8s.io/v1/namespaces/nowhere/leases/x").status_code == 404
 
 
-@pytest.mark.xfail(strict=True, raises=LockedError,
-                   reason="kube.acquire_lease reads any error of the create (here 404: no such namespace) as "
-                          "'created by another run at the same moment' (LockedError)")
 def test_a_namespace_that_does_not_exist_is_a_failure_naming_it(kubeconfig, apiserver):
     with pytest.raises(RuntimeFailure, match=r'namespaces "nowhere" not found'):
         session(pod_namespace="nowhere").acquire_lease()

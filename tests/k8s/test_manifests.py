@@ -299,6 +299,9 @@ def test_the_role_allows_exactly_what_the_job_does(kubeconfig, apiserver, monkey
     assert s.emit_event("promoted", "promoted") is True
     assert s.release_lease() is True
     assert [r["status"] for r in apiserver.requests if r["status"] in (401, 403)] == []
+    granted = {(verb, group, resource) for rule in rules_for(docs) for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert granted == apiserver.authorised  # exactly: no verb or resource the job never uses
     lease_names = [r.get("resourceNames") for r in rules_for(docs) if "leases" in r["resources"]]
     assert [BY_NAME["lease_name"].default] in lease_names
     # no restart without the rollout-restart component

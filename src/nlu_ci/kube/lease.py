@@ -115,6 +115,8 @@ class LeaseMixin:
             try:
                 self._lease_call("create", "POST", self._lease_url, body)
             except ApiException as err:  # 409 AlreadyExists: another run created it first
+                if err.status != 409:  # 404: the namespace does not exist; never a reason to say "locked"
+                    raise _failure(f"Kubernetes API: cannot create {self.lease_path}", err) from None
                 lease = self._read_lease()
                 if lease is not None and self._is_live_other(lease, api._now()):
                     raise self._locked(lease, api._now()) from None
