@@ -102,6 +102,9 @@ class PlatformClient:
         if auth not in ("query", "bearer"):
             raise ConfigError(f"RASA_PLATFORM_AUTH: {auth!r} must be 'query' or 'bearer'")
         redact.register(token)
+        if auth == "query" and host.startswith("http://") and token:
+            log.warning("RASA_PLATFORM_AUTH=query over http://: the token travels in clear in the URL (and proxy "
+                        "logs); use https:// and bearer")
         self.host = host.rstrip("/")
         self.token = token
         self.project = project
