@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
+from nlu_ci import datasafety, safeio
 from nlu_ci.data import attach, cleaning, notes_of, readers, sources
 from nlu_ci.errors import DataError
 
@@ -47,19 +48,11 @@ class Split:
 def _load_one(path: Path):
     from rasa_nlu.training_data.loading import _markdown_section_markers
 
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read: {err.strerror or err}") from None
+    raw = safeio.read_text(path, "training data", kind="data", error=DataError)  # regular file, size cap
     if not raw.strip():
         raise DataError(f"{path}: file is empty")
     if path.suffix.lower() == ".json" or raw.lstrip().startswith(("{", "[")):
-        try:
-            parsed = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+        parsed = datasafety.parse_json(raw, path)  # one-line errors, nesting limit
         if not isinstance(parsed, dict) or not isinstance(parsed.get("rasa_nlu_data"), dict):
             raise DataError(f"{path}: not Rasa NLU JSON (expected an object with a 'rasa_nlu_data' object)")
         common = parsed["rasa_nlu_data"].get("common_examples", [])
@@ -72,11 +65,13 @@ def _load_one(path: Path):
         if not any(marker in raw for marker in _markdown_section_markers):
             raise DataError(f"{path}: neither Rasa NLU JSON nor Markdown (no '## intent:' section found)")
     try:
-        return readers.read(path, raw)  # JSON and Markdown by rasa_nlu, Rasa 2/3 YAML and {...} markup by nlu-ci
+        loaded = readers.read(path, raw)  # JSON and Markdown by rasa_nlu, Rasa 2/3 YAML and {...} markup by nlu-ci
     except DataError:
         raise
     except Exception as err:  # rasa_nlu's readers raise anything from KeyError to ValueError
         raise DataError(f"{path}: rasa_nlu could not read it: {type(err).__name__}: {err}") from None
+    datasafety.check_loaded(loaded, path)  # entity offsets, regexes, lookup-table files
+    return loaded
 
 
 def _load_all(path: Path, max_repair_share: float):

@@ -16,6 +16,16 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 EXIT_GATE_FAILED = 3
+MAX_MESSAGE = 1000  # characters: a message quoting a huge value keeps its start and its end
+
+
+def one_line(message: object, limit: int = MAX_MESSAGE) -> str:
+    """``message`` on one line, at most about ``limit`` characters (the middle of a longer one is cut)."""
+    text = " ".join(str(message).split())
+    if len(text) <= limit:
+        return text
+    keep = limit // 2 - 20
+    return f"{text[:keep]} ...({len(text) - 2 * keep} characters cut)... {text[-keep:]}"
 
 
 class NluCiError(Exception):
@@ -25,7 +35,7 @@ class NluCiError(Exception):
     kind = "runtime"
 
     def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))  # always one line
+        super().__init__(one_line(message))  # always one line, never megabytes
 
 
 class ConfigError(NluCiError):

@@ -32,7 +32,8 @@ from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_t
 from prometheus_client.exposition import basic_auth_handler, default_handler
 from prometheus_client.parser import text_string_to_metric_families
 
-from nlu_ci.errors import RuntimeFailure
+from nlu_ci import deadline, safeio
+from nlu_ci.errors import NluCiError, RuntimeFailure
 from nlu_ci.redact import redact, register
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ MODELS = ("candidate", "active")
 
 LAST_SUCCESS = "nlu_ci_last_success_timestamp_seconds"
 LAST_PROMOTION = "nlu_ci_last_promotion_timestamp_seconds"
+MAX_CLOCK_SKEW = 300.0  # seconds: a carried timestamp later than now + this came from a wrong clock
 
 # name -> (help, label names); the single list of what this module exports (docs/observability.md)
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -239,12 +241,13 @@ def build_registry(report: Mapping[str, Any], previous: Mapping[str, Any] | None
 def read_previous(textfile: Path) -> dict[str, float | None]:
     """The carried timestamps from an earlier ``metrics.prom`` (missing or unreadable: Nones)."""
     found: dict[str, float | None] = {"last_success": None, "last_promotion": None}
+    if not Path(textfile).exists():
+        return found
     try:
-        text = Path(textfile).read_text(encoding="utf-8")
+        text = safeio.read_text(textfile, "metrics file", kind="metadata")  # never a FIFO, never unbounded
         families = list(text_string_to_metric_families(text))
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        if not isinstance(err, FileNotFoundError):
-            log.warning("ignoring unreadable %s: %s", textfile, redact(err))
+    except (NluCiError, ValueError) as err:
+        log.warning("ignoring unreadable %s: %s", textfile, redact(err))
         return found
     names = {LAST_SUCCESS: "last_success", LAST_PROMOTION: "last_promotion"}
     for family in families:
@@ -256,17 +259,18 @@ def read_previous(textfile: Path) -> dict[str, float | None]:
 
 def read_history(history_file: Path) -> dict[str, float | None]:
     """The carried timestamps from the store's ``history.jsonl`` (see ``history_timestamps``)."""
-    try:
-        lines = Path(history_file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        if not isinstance(err, FileNotFoundError):
-            log.warning("ignoring unreadable %s: %s", history_file, redact(err))
+    if not Path(history_file).exists():
+        return {"last_success": None, "last_promotion": None}
+    try:  # a regular file of bounded size: never a FIFO
+        raw = safeio.read_bytes(history_file, "run history", kind="history")
+    except NluCiError as err:
+        log.warning("ignoring unreadable %s: %s", history_file, redact(err))
         return {"last_success": None, "last_promotion": None}
     entries = []
-    for line in lines:
+    for line in raw.decode("utf-8", "replace").splitlines():
         try:
             entries.append(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     return history_timestamps(entries)
 
@@ -275,11 +279,12 @@ def history_timestamps(entries: list[Any]) -> dict[str, float | None]:
     """The carried timestamps from history entries (run lines: ``outcome`` + ``finished_at``; promotion
     lines: ``event: promotion`` + ``at``), so they survive a lost or damaged ``metrics.prom``."""
     found: dict[str, float | None] = {"last_success": None, "last_promotion": None}
+    future = time.time() + MAX_CLOCK_SKEW
     for entry in entries:
         if not isinstance(entry, dict):
             continue
         when = _timestamp(entry.get("finished_at") or entry.get("at"))
-        if when is None:
+        if when is None or when > future:  # a line from a node whose clock ran ahead: never carried forward
             continue
         success = entry.get("event") == "run" and entry.get("outcome") in SUCCESS_OUTCOMES
         promotion = entry.get("event") == "promotion" or (entry.get("event") == "run"
@@ -290,11 +295,19 @@ def history_timestamps(entries: list[Any]) -> dict[str, float | None]:
     return found
 
 
-def _merge_previous(*sources: Mapping[str, Any] | None) -> dict[str, float | None]:
+def _merge_previous(*sources: Mapping[str, Any] | None, now: float | None = None) -> dict[str, float | None]:
+    """The newest known value of each carried timestamp, leaving out any from the future: one line written by
+    a node whose clock ran ahead would otherwise be carried forward forever (and "no success in 26 h" could
+    never fire again)."""
     merged: dict[str, float | None] = {"last_success": None, "last_promotion": None}
+    limit = (time.time() if now is None else now) + MAX_CLOCK_SKEW
     for source in sources:
         for key in merged:
             value = _timestamp((source or {}).get(key))
+            if value is not None and value > limit:
+                log.warning("ignoring %s %s: it is in the future (a clock was wrong); not carried forward",
+                            key, datetime.fromtimestamp(min(value, 253402300799), UTC).isoformat())
+                continue
             if value is not None and (merged[key] is None or value > merged[key]):
                 merged[key] = value
     return merged
@@ -376,7 +389,9 @@ def publish(report: Mapping[str, Any], *, store_dir: Path, pushgateway_url: str 
         result.push_attempted = True
         result.url = safe_url(pushgateway_url)
         try:
-            push(registry, project, pushgateway_url, username=username, password=password, timeout=timeout)
+            # a total deadline: a Pushgateway (or proxy) that trickles its answer never trips the read timeout
+            deadline.run(lambda: push(registry, project, pushgateway_url, username=username, password=password,
+                                      timeout=timeout), 2 * timeout, what="push")
             result.pushed = True
             log.info("metrics pushed to %s (job=%s, project=%s)", result.url, JOB, project)
         except Exception as err:  # urllib raises URLError/HTTPError/OSError/ValueError/timeout

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from nlu_ci import deadline
 from nlu_ci.metrics import mcnemar_p_value
 from nlu_ci.redact import redact, register
 
@@ -187,10 +188,11 @@ def notify(report: Mapping[str, Any], webhook_url: str | None, *, timeout: float
             for attempt in range(max(1, attempts)):
                 result.attempts = attempt + 1
                 response = None
-                try:
-                    response = http.post(webhook_url, json=payload, timeout=(timeout, timeout),
-                                         allow_redirects=False)
-                except requests.Timeout:
+                try:  # a total deadline: an answer trickled a byte at a time never trips the read timeout
+                    response = deadline.run(lambda: http.post(webhook_url, json=payload, timeout=(timeout, timeout),
+                                                              allow_redirects=False), 2 * timeout,
+                                            what="Slack webhook", on_expire=http.close)
+                except (requests.Timeout, deadline.DeadlineExceeded):
                     result.error = f"Slack webhook timed out after {timeout:g} s"
                 except requests.RequestException as err:  # its text can quote the URL: only the type is kept
                     result.error = f"Slack webhook unreachable ({type(err).__name__})"

@@ -8,12 +8,13 @@ the moment it is read, so it can never be printed.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
-from nlu_ci import redact
+from nlu_ci import redact, safeio
 from nlu_ci.errors import ConfigError
 
 TRUE = {"1", "true", "yes", "on"}
@@ -184,7 +185,10 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
         if option.kind == "int":
             return int(raw)
         if option.kind == "float":
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):  # nan, inf, 1e309: no timeout or fraction can be that
+                raise ValueError(raw)
+            return value
         if option.kind == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -195,11 +199,16 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
                 return False
             raise ValueError(raw)
         if option.kind == "path":
-            return Path(raw) if str(raw) != "" else None
+            path = Path(raw) if str(raw) != "" else None
+            if path is not None and option.name == "report":
+                _check_writable_path(path, source)
+            return path
         if option.kind == "paths":
-            if isinstance(raw, list | tuple):
-                return [Path(p) for p in raw]
-            return [Path(p.strip()) for p in str(raw).split(",") if p.strip()]
+            items = list(raw) if isinstance(raw, list | tuple) else str(raw).split(",")
+            paths = [Path(str(p).strip()) for p in items if str(p).strip()]
+            if not paths:
+                raise ValueError(raw)  # NLU_CI_CONFIG=',' names no file at all
+            return paths
         if option.kind == "choice":
             value = str(raw)
             if option.name == "log_level":
@@ -209,17 +218,34 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
             return value
         return str(raw) if str(raw) != "" else None
     except ValueError:
-        expected = {"int": "a whole number", "float": "a number", "bool": "true or false",
+        expected = {"int": "a whole number", "float": "a finite number", "bool": "true or false",
+                    "paths": "a file name (or a comma-separated list)",
                     "choice": "one of " + ", ".join(option.choices)}.get(option.kind, "a value")
-        shown = "***" if option.kind == "secret" else repr(raw)
+        shown = "***" if option.kind == "secret" else _short(repr(raw))
         raise ConfigError(f"{source}: {shown} is not {expected}") from None
 
 
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _check_writable_path(path: Path, source: str) -> None:
+    """An output file whose folder cannot exist (an existing file on the way) is bad usage, found at once."""
+    if path.is_dir():
+        raise ConfigError(f"{source}: {_short(str(path))} is a folder, not a file")
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise ConfigError(f"{source}: {_short(str(path))}: {parent} is not a folder")
+            return
+
+
 def _read_secret_file(path: str, env: str) -> str:
+    # a regular file of at most 64 KiB, UTF-8: never a FIFO (hangs) or /dev/zero (fills memory)
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise ConfigError(f"{env}: cannot read secret file {path}: {err.strerror or err}") from None
+        return safeio.read_text(path, "secret file", kind="secret").strip()
+    except ConfigError as err:
+        raise ConfigError(f"{env}: cannot read secret file {err}") from None
 
 
 def env_default(option: Option, environ: dict[str, str]) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 
 from rasa_nlu.extractors import EntityExtractor
 
+import nlu_ci.components.options as options
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
 from nlu_ci.components.calibration import CALIBRATIONS, ScoreCalibrator
 from nlu_ci.components.entity_folds import out_of_fold, span_scores
@@ -61,6 +62,9 @@ def token_features(tokens: list, window: int = 2) -> list[list[str]]:
     return out
 
 
+ALGORITHMS = ("pa", "ap", "arow", "lbfgs", "l2sgd")  # crfsuite's trainers
+
+
 class LeanCRFEntityExtractor(EntityExtractor):
     provides = ["entities"]
     requires = ["tokens"]
@@ -79,12 +83,13 @@ class LeanCRFEntityExtractor(EntityExtractor):
     def __init__(self, component_config: dict[str, Any] | None = None, model: bytes | None = None,
                  calibrator: ScoreCalibrator | None = None) -> None:
         super().__init__(component_config)
-        if self.component_config["tagging"] not in SCHEMES:
-            raise ValueError(f"LeanCRFEntityExtractor: tagging must be one of {SCHEMES}, "
-                             f"got {self.component_config['tagging']!r}")
-        if self.component_config["calibration"] not in CALIBRATIONS:
-            raise ValueError(f"LeanCRFEntityExtractor: calibration must be one of {CALIBRATIONS}, "
-                             f"got {self.component_config['calibration']!r}")
+        c, name = self.component_config, "LeanCRFEntityExtractor"
+        options.choice(c, name, "tagging", SCHEMES)
+        options.choice(c, name, "calibration", CALIBRATIONS)
+        options.choice(c, name, "algorithm", ALGORITHMS)
+        options.whole(c, name, "max_iterations", low=1)
+        options.whole(c, name, "window", low=0, high=10)
+        options.number(c, name, "c", optional=True, strict=False)
         self.model = model
         self.calibrator = calibrator or ScoreCalibrator("none")
         self._local = threading.local()     # a crfsuite Tagger is not thread-safe: one per thread

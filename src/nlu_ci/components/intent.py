@@ -23,6 +23,7 @@ import numpy as np
 from rasa_nlu.components import Component
 
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
+from nlu_ci.components import options
 from nlu_ci.components.calibration import DEFAULT_TEMPERATURE, fit_temperature, softmax
 from nlu_ci.components.ngrams import NgramFeatures
 from nlu_ci.engine.batch import PlainRanking
@@ -51,11 +52,25 @@ class LinearIntentClassifier(Component):
                  weights: np.ndarray | None = None, intercept: np.ndarray | None = None,
                  temperature: float = DEFAULT_TEMPERATURE) -> None:
         super().__init__(component_config)
+        self._check_options(self.component_config)
         self.features = features
         self.classes = classes or []
         self.weights = None if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
         self.intercept = None if intercept is None else np.asarray(intercept, dtype=np.float64)
         self.temperature = float(temperature)
+
+    @staticmethod
+    def _check_options(c: dict[str, Any]) -> None:
+        """Bad values are a ValueError here (the config file's one-line error), not a crash in training."""
+        name = "LinearIntentClassifier"
+        options.number(c, name, "C")
+        options.whole(c, name, "max_iter", low=1)
+        options.whole(c, name, "min_df", low=1)
+        options.whole(c, name, "max_features", low=1, optional=True)
+        options.whole(c, name, "calibration_folds", low=0, high=100, optional=True)
+        options.whole(c, name, "calibration_sample", low=0, optional=True)
+        options.whole(c, name, "ranking_length", low=0, optional=True)
+        options.whole(c, name, "random_state", low=0, high=2**32 - 1, optional=True)
 
     @classmethod
     def required_packages(cls) -> list[str]:

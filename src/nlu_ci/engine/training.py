@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
+from nlu_ci.engine import configcheck
 from nlu_ci.errors import ConfigError, RuntimeFailure, Terminated
 from nlu_ci.yamlfile import read_yaml
 
@@ -23,6 +24,7 @@ def read_config(path: Path | str) -> tuple[Any, str]:
     raw, text = read_yaml(path, "pipeline config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a pipeline config must be a mapping with 'language' and 'pipeline'")
+    raw = configcheck.expand_variables(raw, str(path))  # only ${NLU_CI_VAR_*}; never a secret
     pipeline = raw.get("pipeline")
     if isinstance(pipeline, str):
         if pipeline not in registry.registered_pipeline_templates:
@@ -32,14 +34,15 @@ def read_config(path: Path | str) -> tuple[Any, str]:
             name = item.get("name") if isinstance(item, dict) else None
             if not isinstance(name, str):
                 raise ConfigError(f"{path}: pipeline[{i}] needs a 'name'")
+            configcheck.check_component_name(name, f"{path}: pipeline[{i}]")  # before any import
             try:
                 registry.get_component_class(name)
             except Exception:
                 raise ConfigError(f"{path}: pipeline[{i}]: unknown component '{name}'") from None
     else:
         raise ConfigError(f"{path}: 'pipeline' must be a non-empty list of components (or a template name)")
-    try:
-        cfg = rasa_config.load(str(path))
+    try:  # from the checked values: rasa_nlu's own reader would expand ${VAR} again, secrets included
+        cfg = rasa_config.RasaNLUModelConfig(raw)
     except Exception as err:
         raise ConfigError(f"{path}: invalid pipeline config: {err}") from None
     return cfg, text

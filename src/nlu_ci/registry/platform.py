@@ -36,7 +36,7 @@ import requests
 from requests_toolbelt import MultipartEncoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from nlu_ci import redact
+from nlu_ci import datasafety, deadline, redact, safeio
 from nlu_ci.errors import ConfigError, DataError, PlatformError
 from nlu_ci.evaluation import EvaluationResult
 from nlu_ci.registry.platform_answers import (
@@ -158,8 +158,15 @@ class PlatformClient:
         where = self.where(method, path)
         kwargs = self._auth(kwargs)
         kwargs.setdefault("timeout", (self.timeout, self.timeout))
+        # a total deadline (connect + answer; plus time to send a body at deadline.MIN_RATE): an answer
+        # trickled a byte at a time never trips the per-read timeout
+        seconds = 2 * self.timeout + getattr(kwargs.get("data"), "len", 0) / deadline.MIN_RATE
         try:
-            response = self.session.request(method, self.host + path, **kwargs)
+            response = deadline.run(lambda: self.session.request(method, self.host + path, **kwargs), seconds,
+                                    what=where)
+        except deadline.DeadlineExceeded:
+            raise TransientError(f"{where}: no complete answer within {seconds:g}s (total deadline, "
+                                 "NLU_CI_HTTP_TIMEOUT x 2)") from None
         except requests.Timeout as err:
             kind = "connect timeout" if isinstance(err, requests.ConnectTimeout) else "read timeout"
             raise TransientError(f"{where}: {kind} after {self.timeout:g}s") from None
@@ -241,12 +248,22 @@ class PlatformClient:
         dest_dir.mkdir(parents=True, exist_ok=True)
         tmp = dest_dir / ".data.download"
 
+        datasafety.mark_remote(dest_dir)  # platform data may never name a local file (lookup tables)
+        cap = safeio.limit("data")
+
+        received = [0]
+
         def fetch() -> str:  # one attempt: an answer cut off midway is retried like a failed request
+            received[0] = 0
             response = self._send("GET", path, stream=True)
             try:
                 with open(tmp, "wb") as fh:
                     for chunk in response.iter_content(1 << 16):
                         fh.write(chunk)
+                        received[0] += len(chunk)
+                        if received[0] > cap:
+                            raise PlatformError(f"{where}: training data larger than {cap} bytes: refused "
+                                                "(NLU_CI_MAX_DATA_BYTES)")
             except requests.RequestException as err:
                 tmp.unlink(missing_ok=True)
                 raise TransientError(f"{where}: download interrupted: {type(err).__name__}") from None
@@ -256,7 +273,14 @@ class PlatformClient:
                 response.close()
             return _content_type(response)
 
-        ctype = self._retrying(fetch)
+        def fetch_by_deadline() -> str:  # the body too: slower than deadline.MIN_RATE past the deadline is a hang
+            try:
+                return deadline.run(fetch, 2 * self.timeout, what=where, progress=lambda: received[0])
+            except deadline.DeadlineExceeded:
+                raise TransientError(f"{where}: the training data did not arrive within {2 * self.timeout:g}s "
+                                     "(total deadline, NLU_CI_HTTP_TIMEOUT x 2)") from None
+
+        ctype = self._retrying(fetch_by_deadline)
         with open(tmp, "rb") as fh:
             head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
         looks_json = head.startswith((b"{", b"["))
@@ -264,7 +288,7 @@ class PlatformClient:
             try:
                 with open(tmp, encoding="utf-8") as fh:
                     json.load(fh)
-            except (ValueError, UnicodeDecodeError) as err:
+            except (ValueError, UnicodeDecodeError, RecursionError) as err:
                 tmp.unlink(missing_ok=True)
                 reason = f"line {err.lineno} column {err.colno}: {err.msg}" if isinstance(err, json.JSONDecodeError) \
                     else type(err).__name__

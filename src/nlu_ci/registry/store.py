@@ -21,27 +21,39 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import shutil
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nlu_ci.errors import ConfigError, LockedError, StoreError
+from nlu_ci import safeio
+from nlu_ci.errors import ConfigError, LockedError, NluCiError, StoreError
+from nlu_ci.registry.integrity import (  # noqa: F401  (re-exported: the store's checksum helpers)
+    METADATA,
+    checksums,
+    read_metadata,
+    sha256_file,
+    tighten_tree,
+    verify_model_dir,
+)
 
 log = logging.getLogger(__name__)
 
-METADATA = "nlu_ci.json"
 ACTIVE = "ACTIVE"
 PREVIOUS = "PREVIOUS"
 HISTORY = "history.jsonl"
 INCOMING = ".incoming"
 LOCK = ".lock"
 MODEL_PREFIX = "model_"
+# explicit modes, whatever the umask: the store holds user utterances (training data, predictions)
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+UMASK = 0o027
 
 
 def _oserror(err: OSError) -> str:
@@ -61,7 +73,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new content, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # a leftover (or a planted symlink) is never written through
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
+        with open(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -73,58 +89,12 @@ def atomic_write_text(path: Path, text: str) -> None:
     fsync_dir(path.parent)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def checksums(model_dir: Path) -> dict[str, str]:
-    """sha256 of every file of a model (paths relative to the model dir), except our metadata."""
-    out = {}
-    for p in sorted(model_dir.rglob("*")):
-        if p.is_file() and p.name != METADATA:
-            out[p.relative_to(model_dir).as_posix()] = sha256_file(p)
-    return out
-
-
 def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
 def iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def verify_model_dir(model: Path) -> list[str]:
-    """Problems with a model folder against the sha256 list in its ``nlu_ci.json`` (missing folder, metadata or
-    files, checksum mismatch); [] if intact. Call it before loading anything from a folder: a replaced pickle
-    runs code on load."""
-    model = Path(model)
-    if not model.is_dir():
-        return [f"{model}: model folder missing"]
-    path = model / METADATA
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return [f"{path}: model metadata missing"]
-    except (OSError, ValueError) as err:
-        return [f"{path}: unreadable model metadata: {err}"]
-    expected = meta.get("files") if isinstance(meta, dict) else None
-    if not isinstance(expected, dict) or not expected:
-        return [f"{path}: lists no files"]
-    problems = []
-    for rel, digest in sorted(expected.items()):
-        p = model / str(rel)
-        if ".." in Path(str(rel)).parts or Path(str(rel)).is_absolute():
-            problems.append(f"{path}: file entry {str(rel)[:80]!r} points outside the model")
-        elif not p.is_file():
-            problems.append(f"{p}: file missing")
-        elif sha256_file(p) != digest:
-            problems.append(f"{p}: checksum mismatch")
-    return problems
 
 
 class ModelStore:
@@ -138,10 +108,15 @@ class ModelStore:
 
     # ------------------------------------------------------------ set-up and lock
     def ensure(self) -> None:
-        """Create the project folder and check that we can write there (ConfigError if not)."""
+        """Create the project folder and check that we can write there (ConfigError if not). From here on the
+        process creates nothing group-writable or world-readable (umask 027), and the store's folders get
+        ``DIR_MODE`` explicitly."""
+        os.umask(os.umask(UMASK) | UMASK)
         try:
             (self.dir / INCOMING).mkdir(parents=True, exist_ok=True)
             (self.dir / "reports").mkdir(exist_ok=True)
+            for folder in (self.dir, self.dir / INCOMING, self.dir / "reports"):
+                os.chmod(folder, DIR_MODE)
         except OSError as err:
             raise ConfigError(f"models dir {self.dir}: cannot create: {_oserror(err)}") from None
         probe = self.dir / INCOMING / f".probe.{os.getpid()}"
@@ -154,10 +129,16 @@ class ModelStore:
     def acquire_lock(self) -> None:
         """Take the store's exclusive lock, or raise LockedError naming the holder."""
         path = self.dir / LOCK
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never follow a symlink: a planted .lock -> some file would truncate that file
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE)
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise StoreError(f"{path}: the lock file is a symbolic link: refusing to follow it "
+                                 "(remove it)") from None
             raise StoreError(f"{path}: cannot open the lock file: {_oserror(err)}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StoreError(f"{path}: the lock file is not a regular file: refusing to use it (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
@@ -226,6 +207,7 @@ class ModelStore:
                 json.dump(meta, fh, indent=2, sort_keys=True, default=str)
                 fh.flush()
                 os.fsync(fh.fileno())
+            tighten_tree(staged, DIR_MODE, FILE_MODE)
             for p in staged.rglob("*"):
                 if p.is_file():
                     with open(p, "rb") as fh:
@@ -256,13 +238,8 @@ class ModelStore:
                       if p.is_dir() and p.name.startswith(MODEL_PREFIX) and (p / METADATA).is_file())
 
     def metadata(self, name: str) -> dict[str, Any]:
-        path = self.path(name) / METADATA
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise StoreError(f"{path}: model metadata missing") from None
-        except (OSError, ValueError) as err:
-            raise StoreError(f"{path}: unreadable model metadata: {err}") from None
+        """A model's nlu_ci.json (a JSON object; StoreError when missing, unreadable or anything else)."""
+        return read_metadata(self.path(name))
 
     def update_metadata(self, name: str, **values: Any) -> None:
         meta = self.metadata(name)
@@ -270,17 +247,38 @@ class ModelStore:
         atomic_write_text(self.path(name) / METADATA, json.dumps(meta, indent=2, sort_keys=True, default=str))
 
     def verify(self, name: str) -> list[str]:
-        """Problems with a stored model (missing folder/metadata/files, checksum mismatch); [] if intact."""
-        return verify_model_dir(self.dir / name)
+        """Problems with a stored model (missing folder/metadata/files, checksum mismatch, added files,
+        metadata of the wrong shape); [] if intact. See ``registry.integrity``."""
+        try:
+            return verify_model_dir(self.path(name))
+        except StoreError as err:
+            return [str(err)]
+
+    def open_verified(self, name: str) -> Path:
+        """The folder of stored model ``name``, checked against its checksums: the only way to get a path to
+        load a stored model from (a replaced pickle would run code on load). StoreError when damaged."""
+        problems = self.verify(name)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreError(f"model {name} is damaged, not loading it: {problems[0]}{more}")
+        return self.path(name)
 
     # ------------------------------------------------------------ pointers
     def _read_pointer(self, file: str) -> str | None:
-        try:
-            name = (self.dir / file).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
+        """The model a pointer file names. A pointer that cannot be a model name (not UTF-8, not a regular
+        file, over 4 KiB, several lines) is damaged: a warning, and treated as no model (the next promotion
+        replaces it), so that no run or status ever fails on it."""
+        path = self.dir / file
+        if not path.exists() and not path.is_symlink():
             return None
-        except OSError as err:
-            raise StoreError(f"{self.dir / file}: cannot read: {_oserror(err)}") from None
+        try:
+            name = safeio.read_text(path, f"{file} pointer", kind="pointer", error=StoreError).strip()
+        except NluCiError as err:
+            log.warning("%s; treating it as naming no model", err)
+            return None
+        if "\n" in name or "\x00" in name:
+            log.warning("%s: damaged pointer (%d lines); treating it as naming no model", path, len(name.splitlines()))
+            return None
         return name or None
 
     def active_name(self) -> str | None:
@@ -308,8 +306,12 @@ class ModelStore:
         line = json.dumps(entry, sort_keys=True, default=str) + "\n"
         path = self.dir / HISTORY
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         FILE_MODE)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise StoreError(f"{path}: not a regular file: refusing to append to it")
+                os.fchmod(fd, FILE_MODE)
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     line = "\n" + line  # a crash tore the last line: never glue ours onto it
@@ -330,8 +332,12 @@ class ModelStore:
                 if not line.strip():
                     continue
                 try:
-                    out.append(json.loads(line))
-                except ValueError:
+                    entry = json.loads(line)
+                except (ValueError, RecursionError):
+                    entry = None
+                if isinstance(entry, dict):
+                    out.append(entry)
+                else:  # torn, garbage, or JSON that is not an object ([], null, 5): skipped, never fatal
                     log.warning("%s:%d: skipping an unreadable history line", path, n)
         return out[-limit:] if limit else out
 
@@ -339,6 +345,8 @@ class ModelStore:
         text = json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
         reports = self.dir / "reports"
         reports.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(reports, DIR_MODE)
         path = reports / f"{stamp}.json"
         atomic_write_text(path, text)
         atomic_write_text(self.dir / "last_report.json", text)
@@ -358,9 +366,10 @@ class ModelStore:
     def last_report(self) -> dict[str, Any] | None:
         path = self.dir / "last_report.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            report = json.loads(safeio.read_text(path, "last report", kind="metadata", error=StoreError))
+        except (NluCiError, ValueError, RecursionError):
             return None
+        return report if isinstance(report, dict) else None
 
     # ------------------------------------------------------------ retention
     def prune(self, keep: int) -> list[str]:
