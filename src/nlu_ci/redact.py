@@ -77,7 +77,9 @@ def register(secret: str | None) -> None:
                 return
             _secrets.add(secret.strip())
             forms = set().union(*(secret_forms(s) for s in _secrets))
-            _forms = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+            # percent-encoded forms in any hex case (%2b, %252B, ...): case-insensitive
+            _forms = re.compile("|".join(f"(?i:{re.escape(f)})" if "%" in f else re.escape(f)
+                                         for f in sorted(forms, key=len, reverse=True)))
 
 
 def redact(text: object) -> str:

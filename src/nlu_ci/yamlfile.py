@@ -82,6 +82,8 @@ def parse_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: invalid YAML{at}: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{where}: YAML nested too deeply: refused") from None
+    except (ValueError, OverflowError) as err:  # e.g. an integer of 200,000 digits
+        raise ConfigError(f"{where}: invalid YAML value: {str(err)[:200]}") from None
     finally:
         loader.dispose()
 

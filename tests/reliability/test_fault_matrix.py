@@ -391,10 +391,10 @@ class Done:
     slack: SlackReceiver
 
 
-def run_case(name: str, base: Path, pushgateway, seeded_template: Path) -> Done:
+def run_case(name: str, base: Path, pushgateway, seeded_template: Path, cases: dict | None = None) -> Done:
     """Set the case up and run it (no assertions here: they are in ``test_fault``). Thread-safe: every case
     has its own store, project (Pushgateway group), fake platform and Slack receiver."""
-    case = ALL[name]
+    case = (cases or ALL)[name]
     project = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
     slack = SlackReceiver().start()
     h = Harness(base, project, pushgateway=pushgateway, slack_url=slack.url)
@@ -422,15 +422,21 @@ def run_case(name: str, base: Path, pushgateway, seeded_template: Path) -> Done:
 
 @pytest.fixture(scope="module")
 def matrix(request, tmp_path_factory, shared_pushgateway, seeded_template):
+    yield from run_matrix(request, tmp_path_factory, shared_pushgateway, seeded_template, ALL)
+
+
+def run_matrix(request, tmp_path_factory, pushgateway, seeded_template, cases: dict):
     """Runs every selected case up front, ``NLU_CI_RELIABILITY_JOBS`` (default 2) at a time: the runs are
-    separate processes on separate stores, so two cores halve the wall time; ``test_fault`` then checks each."""
+    separate processes on separate stores, so two cores halve the wall time; ``test_fault`` then checks each.
+    A generator for a module-scoped fixture (other modules run their own ``cases`` with it)."""
     selected = [item.callspec.params["name"] for item in request.session.items
                 if getattr(item, "originalname", None) == "test_fault" and hasattr(item, "callspec")
                 and getattr(item, "module", None) is request.module]  # tests/platform has a test_fault too
     jobs = int(os.environ.get("NLU_CI_RELIABILITY_JOBS", "2"))
     bases = {name: tmp_path_factory.mktemp("case") for name in selected}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {name: pool.submit(run_case, name, bases[name], shared_pushgateway, seeded_template) for name in selected}
+        futures = {name: pool.submit(run_case, name, bases[name], pushgateway, seeded_template, cases)
+                   for name in selected}
         done = {}
         for name, future in futures.items():
             try:
@@ -448,8 +454,11 @@ def matrix(request, tmp_path_factory, shared_pushgateway, seeded_template):
 
 @pytest.mark.parametrize("name", list(ALL))
 def test_fault(name, matrix):
-    case = ALL[name]
-    done = matrix[name]
+    check_fault(name, ALL[name], matrix[name])
+
+
+def check_fault(name: str, case: Case, done) -> None:
+    """Every promise of the module docstring for one case that ``run_case`` ran."""
     if isinstance(done, Exception):
         raise done
     h, ctx, r, slack = done.h, done.ctx, done.run, done.slack

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from rasa_nlu.components import Component
 
+import nlu_ci.components.options as options
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
-from nlu_ci.components import options
 from nlu_ci.components.calibration import DEFAULT_TEMPERATURE, fit_temperature, softmax
 from nlu_ci.components.ngrams import NgramFeatures
 from nlu_ci.engine.batch import PlainRanking
