@@ -25,8 +25,9 @@ class DeadlineExceeded(TimeoutError):
 
 def run(fn: Callable[[], T], seconds: float, *, what: str = "the exchange",
         progress: Callable[[], int] | None = None, min_rate: float = MIN_RATE,
-        on_expire: Callable[[], Any] | None = None) -> T:
-    """``fn()``, or DeadlineExceeded when it is not done within ``seconds`` (see the module docstring)."""
+        on_expire: Callable[[], Any] | None = None, error: Callable[[str], BaseException] = DeadlineExceeded) -> T:
+    """``fn()``, or ``error(message)`` (default DeadlineExceeded) when it is not done within ``seconds`` (see
+    the module docstring)."""
     result: dict[str, Any] = {}
     done = threading.Event()
 
@@ -52,7 +53,7 @@ def run(fn: Callable[[], T], seconds: float, *, what: str = "the exchange",
                 on_expire()
             except Exception:  # noqa: BLE001 - best effort
                 pass
-        raise DeadlineExceeded(f"{what} did not complete within {seconds:g}s (total deadline)")
+        raise error(f"{what} did not complete within {seconds:g}s (total deadline)")
     if "error" in result:
         raise result["error"]
     return result["value"]

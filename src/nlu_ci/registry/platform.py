@@ -158,15 +158,11 @@ class PlatformClient:
         where = self.where(method, path)
         kwargs = self._auth(kwargs)
         kwargs.setdefault("timeout", (self.timeout, self.timeout))
-        # a total deadline (connect + answer; plus time to send a body at deadline.MIN_RATE): an answer
-        # trickled a byte at a time never trips the per-read timeout
+        # a total deadline (connect + answer, + sending a body at MIN_RATE): a trickled answer never times out
         seconds = 2 * self.timeout + getattr(kwargs.get("data"), "len", 0) / deadline.MIN_RATE
         try:
             response = deadline.run(lambda: self.session.request(method, self.host + path, **kwargs), seconds,
-                                    what=where)
-        except deadline.DeadlineExceeded:
-            raise TransientError(f"{where}: no complete answer within {seconds:g}s (total deadline, "
-                                 "NLU_CI_HTTP_TIMEOUT x 2)") from None
+                                    what=f"{where}: the answer", error=TransientError)
         except requests.Timeout as err:
             kind = "connect timeout" if isinstance(err, requests.ConnectTimeout) else "read timeout"
             raise TransientError(f"{where}: {kind} after {self.timeout:g}s") from None
@@ -249,9 +245,7 @@ class PlatformClient:
         tmp = dest_dir / ".data.download"
 
         datasafety.mark_remote(dest_dir)  # platform data may never name a local file (lookup tables)
-        cap = safeio.limit("data")
-
-        received = [0]
+        cap, received = safeio.limit("data"), [0]
 
         def fetch() -> str:  # one attempt: an answer cut off midway is retried like a failed request
             received[0] = 0
@@ -273,14 +267,9 @@ class PlatformClient:
                 response.close()
             return _content_type(response)
 
-        def fetch_by_deadline() -> str:  # the body too: slower than deadline.MIN_RATE past the deadline is a hang
-            try:
-                return deadline.run(fetch, 2 * self.timeout, what=where, progress=lambda: received[0])
-            except deadline.DeadlineExceeded:
-                raise TransientError(f"{where}: the training data did not arrive within {2 * self.timeout:g}s "
-                                     "(total deadline, NLU_CI_HTTP_TIMEOUT x 2)") from None
-
-        ctype = self._retrying(fetch_by_deadline)
+        ctype = self._retrying(lambda: deadline.run(  # the body too (slower than MIN_RATE past it: a hang)
+            fetch, 2 * self.timeout, what=f"{where}: the training data", progress=lambda: received[0],
+            error=TransientError))
         with open(tmp, "rb") as fh:
             head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
         looks_json = head.startswith((b"{", b"["))
