@@ -241,10 +241,8 @@ def build_registry(report: Mapping[str, Any], previous: Mapping[str, Any] | None
 def read_previous(textfile: Path) -> dict[str, float | None]:
     """The carried timestamps from an earlier ``metrics.prom`` (missing or unreadable: Nones)."""
     found: dict[str, float | None] = {"last_success": None, "last_promotion": None}
-    if not Path(textfile).exists():
-        return found
-    try:
-        text = safeio.read_text(textfile, "metrics file", kind="metadata")  # never a FIFO, never unbounded
+    try:  # never a FIFO, never unbounded
+        text = safeio.read_text(textfile, "metrics file", kind="metadata") if Path(textfile).exists() else ""
         families = list(text_string_to_metric_families(text))
     except (NluCiError, ValueError) as err:
         log.warning("ignoring unreadable %s: %s", textfile, redact(err))
@@ -261,8 +259,8 @@ def read_history(history_file: Path) -> dict[str, float | None]:
     """The carried timestamps from the store's ``history.jsonl`` (see ``history_timestamps``)."""
     if not Path(history_file).exists():
         return {"last_success": None, "last_promotion": None}
-    try:  # a regular file of bounded size: never a FIFO
-        raw = safeio.read_bytes(history_file, "run history", kind="history")
+    try:
+        raw = safeio.read_bytes(history_file, "run history", kind="history")  # never a FIFO, bounded
     except NluCiError as err:
         log.warning("ignoring unreadable %s: %s", history_file, redact(err))
         return {"last_success": None, "last_promotion": None}
@@ -296,9 +294,8 @@ def history_timestamps(entries: list[Any]) -> dict[str, float | None]:
 
 
 def _merge_previous(*sources: Mapping[str, Any] | None, now: float | None = None) -> dict[str, float | None]:
-    """The newest known value of each carried timestamp, leaving out any from the future: one line written by
-    a node whose clock ran ahead would otherwise be carried forward forever (and "no success in 26 h" could
-    never fire again)."""
+    """The newest known value of each carried timestamp, none from the future (a wrong clock would else be
+    carried forward forever, and "no success in 26 h" could never fire again)."""
     merged: dict[str, float | None] = {"last_success": None, "last_promotion": None}
     limit = (time.time() if now is None else now) + MAX_CLOCK_SKEW
     for source in sources:
@@ -389,9 +386,8 @@ def publish(report: Mapping[str, Any], *, store_dir: Path, pushgateway_url: str 
         result.push_attempted = True
         result.url = safe_url(pushgateway_url)
         try:
-            # a total deadline: a Pushgateway (or proxy) that trickles its answer never trips the read timeout
             deadline.run(lambda: push(registry, project, pushgateway_url, username=username, password=password,
-                                      timeout=timeout), 2 * timeout, what="push")
+                                      timeout=timeout), 2 * timeout, what="push")  # a trickled answer: total deadline
             result.pushed = True
             log.info("metrics pushed to %s (job=%s, project=%s)", result.url, JOB, project)
         except Exception as err:  # urllib raises URLError/HTTPError/OSError/ValueError/timeout
