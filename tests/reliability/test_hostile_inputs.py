@@ -11,7 +11,7 @@ the metrics pushed, no secret in any encoding anywhere). The families (docs/reli
  5 component names that import any module               14 timestamps from the future
  7 garbage in nlu_ci.json, ACTIVE, history.jsonl
 
-Families 6, 11 and 12 (the job's own flow) have their cases here too; those still open are marked
+Families 6, 11 and 12 (the job's own flow) have their cases here too; what is still open is marked
 ``xfail(strict=True)`` until the pipeline/commands change lands (``LEAD``), like ``evaluate`` on a folder that
 is not a model (it must call ``registry.integrity.check_model_folder``: exit 2).
 """
@@ -683,7 +683,6 @@ def test_command_while_locked_exits_non_zero(harness, command):
     assert "locked" in r.output
 
 
-@LEAD
 @pytest.mark.parametrize("how", ["corrupt", "missing"])
 def test_damaged_active_with_unchanged_data_is_not_skipped(harness, how, tmp_path):
     """Family 6: the active model was trained from exactly today's data and config, but it is damaged: the run
@@ -716,7 +715,6 @@ def _run_until(h: Harness, needle: str, sig: int, delay: float, **extra: str):
     return proc.returncode, out, "".join(lines) + err
 
 
-@LEAD
 def test_sigint_ends_a_run_like_sigterm(harness):
     """Family 12: Ctrl-C during training: outcome failed (not null), the run recorded, exit 1."""
     h = harness()
@@ -726,7 +724,6 @@ def test_sigint_ends_a_run_like_sigterm(harness):
     check_run_recorded(h, report)
 
 
-@LEAD
 def test_sigterm_during_the_metrics_push_still_records_the_run(harness):
     """Family 12: a SIGTERM while the Pushgateway is slow: the run is still recorded in history."""
     h = harness()
