@@ -13,7 +13,7 @@ from nlu_ci.errors import ConfigError, StoreError
 from nlu_ci.evaluation import EvaluationResult
 from nlu_ci.policy import Policy, load_policy
 from nlu_ci.registry.base import Registry
-from nlu_ci.registry.store import METADATA, verify_model_dir
+from nlu_ci.registry.integrity import check_model_folder
 
 
 def load_test_examples(data: Path) -> list[dict]:
@@ -75,14 +75,10 @@ def format_text(decision: gate.Decision, result_a: EvaluationResult, result_b: E
 
 def resolve_model(registry: Registry, name: str, command: str = "compare") -> Model:
     """A model folder path, or the name of a model in the store; checked against its checksums before loading
-    (a folder without ``nlu_ci.json`` was not made by nlu-ci and is taken as it is)."""
+    (a rasa_nlu folder without ``nlu_ci.json`` was not made by nlu-ci and is taken as it is)."""
     path = Path(name)
     if path.is_dir():
-        if (path / METADATA).exists():
-            problems = verify_model_dir(path)
-            if problems:
-                raise StoreError(f"{command}: model {path} is damaged: {problems[0]}")
-        return Model(path)
+        return Model(check_model_folder(path, command))  # exit 2: not a model folder; exit 1: damaged
     store = registry.store
     try:
         stored = store.path(name)

@@ -605,7 +605,7 @@ COMMAND_CASES = {
     "evaluate: damaged CRF file by path": ("evaluate", "crfsuite", "folder", 1, "is damaged", None),
     "compare: tampered model": ("compare", "tamper", "active", 1, "is damaged", None),
     # 10. evaluate on a folder that is not a model
-    "evaluate: folder is not a model": ("evaluate", "not a model", "empty", 2, "not a rasa_nlu model folder", LEAD),
+    "evaluate: folder is not a model": ("evaluate", "not a model", "empty", 2, "not a rasa_nlu model folder", None),
     # 7. status survives garbage
     "status: nlu_ci.json is []": ("status", "metadata []", None, 0, "DAMAGED", None),
     "status: nlu_ci.json files is a number": ("status", "files 5", None, 0, "DAMAGED", None),

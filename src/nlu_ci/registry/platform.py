@@ -21,11 +21,8 @@ a retry is checked against the list (the upload's SHA-256), so a lost answer nev
 """
 from __future__ import annotations
 
-import email.utils
 import hashlib
-import json
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -45,6 +42,8 @@ from nlu_ci.registry.platform_answers import (
     _safe_text,
     _uploaded_name,
     parse_evaluation,
+    parse_retry_after,
+    place_training_data,
 )
 from nlu_ci.registry.zipping import zipped
 
@@ -52,7 +51,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
 EVAL_PENDING = frozenset({202, 204, 404})  # after a successful PUT: not there yet
 MAX_BODY_SNIPPET = 160
 
@@ -63,26 +61,6 @@ class TransientError(PlatformError):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _one_line(text: str, limit: int = MAX_BODY_SNIPPET) -> str:
@@ -270,26 +248,7 @@ class PlatformClient:
         ctype = self._retrying(lambda: deadline.run(  # the body too (slower than MIN_RATE past it: a hang)
             fetch, 2 * self.timeout, what=f"{where}: the training data", progress=lambda: received[0],
             error=TransientError))
-        with open(tmp, "rb") as fh:
-            head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-        looks_json = head.startswith((b"{", b"["))
-        if "json" in ctype or (looks_json and ctype in ("", "application/octet-stream", *MARKDOWN_TYPES)):
-            try:
-                with open(tmp, encoding="utf-8") as fh:
-                    json.load(fh)
-            except (ValueError, UnicodeDecodeError, RecursionError) as err:
-                tmp.unlink(missing_ok=True)
-                reason = f"line {err.lineno} column {err.colno}: {err.msg}" if isinstance(err, json.JSONDecodeError) \
-                    else type(err).__name__
-                raise PlatformError(f"{where}: malformed JSON training data ({reason})") from None
-            target = dest_dir / "data.json"
-        elif ctype in MARKDOWN_TYPES or (ctype in ("", "application/octet-stream") and head.startswith(b"#")):
-            target = dest_dir / "data.md"
-        else:
-            tmp.unlink(missing_ok=True)
-            raise PlatformError(f"{where}: unexpected content type {ctype or 'none'!r} "
-                                "(expected Rasa NLU JSON or Markdown training data)")
-        tmp.replace(target)
+        target = place_training_data(tmp, ctype, dest_dir, where)
         from nlu_ci.dataset import load_training_data
 
         try:

@@ -1,8 +1,13 @@
 """What the Rasa Platform answers, read into plain values: content types, error snippets, upload names,
-and the evaluation document (``{"intent_evaluation": {...}}``) as an EvaluationResult."""
+the evaluation document (``{"intent_evaluation": {...}}``) as an EvaluationResult, ``Retry-After``, and where
+downloaded training data goes by its content."""
 from __future__ import annotations
 
+import email.utils
+import json
 import math
+import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -114,3 +119,52 @@ def parse_evaluation(body: dict, where: str) -> EvaluationResult:
         utterances=utterances,
         source="platform",
     )
+
+
+MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
+
+
+def place_training_data(tmp: Path, ctype: str, dest_dir: Path, where: str) -> Path:
+    """The downloaded training data moved to ``data.json`` or ``data.md`` by its content type and first bytes;
+    JSON is parsed once to refuse a malformed answer. PlatformError for anything else."""
+    with open(tmp, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    looks_json = head.startswith((b"{", b"["))
+    if "json" in ctype or (looks_json and ctype in ("", "application/octet-stream", *MARKDOWN_TYPES)):
+        try:
+            with open(tmp, encoding="utf-8") as fh:
+                json.load(fh)
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            tmp.unlink(missing_ok=True)
+            reason = f"line {err.lineno} column {err.colno}: {err.msg}" if isinstance(err, json.JSONDecodeError) \
+                else type(err).__name__
+            raise PlatformError(f"{where}: malformed JSON training data ({reason})") from None
+        target = dest_dir / "data.json"
+    elif ctype in MARKDOWN_TYPES or (ctype in ("", "application/octet-stream") and head.startswith(b"#")):
+        target = dest_dir / "data.md"
+    else:
+        tmp.unlink(missing_ok=True)
+        raise PlatformError(f"{where}: unexpected content type {ctype or 'none'!r} "
+                            "(expected Rasa NLU JSON or Markdown training data)")
+    tmp.replace(target)
+    return target
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
