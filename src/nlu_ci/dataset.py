@@ -21,15 +21,13 @@ from typing import Any
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
 from nlu_ci import datasafety, safeio
 from nlu_ci.data import attach, cleaning, notes_of, readers, sources
+from nlu_ci.data.text import MIN_EXAMPLES_PER_INTENT, normalise
 from nlu_ci.errors import DataError
 
 log = logging.getLogger(__name__)
 
 DATA_SUFFIXES = sources.SUFFIXES
 MIN_INTENTS = 2
-MIN_EXAMPLES_PER_INTENT = 2
-
-
 @dataclass
 class Split:
     train: Any  # rasa_nlu TrainingData
@@ -148,10 +146,6 @@ def fingerprint(data, config_text: str, split_params: dict) -> str:
 
 
 # ---------------------------------------------------------------- split
-
-def normalise(text: str) -> str:
-    return " ".join(text.lower().split())
-
 
 def hash_unit(text: str, salt: str) -> float:
     """A number in [0, 1) that depends only on the salt and the normalised text."""

@@ -21,7 +21,7 @@ import re
 from collections import Counter, defaultdict
 
 from nlu_ci.data import Notes, cleaning
-from nlu_ci.dataset import MIN_EXAMPLES_PER_INTENT, normalise
+from nlu_ci.data.text import MIN_EXAMPLES_PER_INTENT, normalise
 
 SHOWN = 20
 MAX_NAMES_FOR_EDIT_DISTANCE = 2000
