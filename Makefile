@@ -38,7 +38,7 @@ test-reliability: install install-system  ## fault matrix, SIGKILL crash consist
 lint: install  ## ruff, hadolint, manifests (kustomize render, kubernetes-validate --strict, checkov)
 	@scripts/lint.sh
 
-bench: install  ## stock rasa_nlu vs nlu-ci pipelines on HWU64 1k-10k + synthetic 100k (~40 min); writes docs/bench/
+bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1k-100k (~1 h); docs/bench/ (BENCH_ARGS=--quick|--fresh|--sizes ..)
 	$(PY) bench/run_bench.py $(BENCH_ARGS)
 	$(MAKE) --no-print-directory bench-serving
 

@@ -1,16 +1,21 @@
-"""`make bench`: training and evaluation cost of the stock rasa_nlu pipeline against nlu-ci's, side by side.
+"""`make bench`: what training and evaluation cost, stock rasa_nlu pipeline against nlu-ci's, and the whole
+`nlu-ci run` against a bare scikit-learn fit of the same data.
 
-Data: HWU64 (X. Liu et al., IWSDS 2019; CC BY 4.0; ../shared/datasets/hwu64): seeded subsamples of 1k,
-2.5k and 5k training examples, the full 9,960, and synthetic scale-ups (entity values swapped within
-their type, filler words added) to 25k, 50k and 100k; always evaluated on HWU64's real test set (1,076).
+Data: HWU64 (X. Liu et al., IWSDS 2019; CC BY 4.0; ../shared/datasets/hwu64, or --dataset DIR holding
+train.json and test.json): seeded subsamples, the full training set ("full"), and synthetic scale-ups
+(entity values swapped within their type, filler words added) to 25k, 50k and 100k; always evaluated on
+the dataset's real test set.
 
-Every measurement runs in its own Python process (clean peak RSS, a hard time cap). The stock pipeline
-is skipped at sizes where a power law fitted to its smaller sizes predicts more than --cap seconds.
-Writes docs/bench/results.md, docs/bench/results.json and docs/bench/plot.png.
+Every measurement is repeated (--repeats, fewer when one row would exceed --budget seconds) and each
+repeat runs in its own process (clean peak RSS, a hard time cap); the page gives min/median/max and the
+1-minute load average around each row, and judges the targets on the median. Finished rows go to a
+journal (var/bench/rows.jsonl) and are reused by a later run only while the fingerprint of the code,
+config and data that produced them matches (bench/journal.py); the page labels them with the run and
+commit they were measured under. Writes docs/bench/results.md, results.json and plot.png.
 
-    .venv/bin/python bench/run_bench.py                     # everything (about 30-40 minutes here)
-    .venv/bin/python bench/run_bench.py --quick             # 1k and 2.5k only, a smoke test
-    .venv/bin/python bench/run_bench.py one --pipeline nlu_ci_intent --train T.json --test T.json
+    .venv/bin/python bench/run_bench.py --fresh                       # everything, nothing reused
+    .venv/bin/python bench/run_bench.py --quick                       # 1k only, 2 repeats: a smoke test for CI
+    .venv/bin/python bench/run_bench.py --sizes 1000,full --ratio-sizes full,100000
 """
 from __future__ import annotations
 
@@ -19,186 +24,36 @@ import json
 import math
 import os
 import platform
-import random
-import resource
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
-import nlu_ci.engine  # noqa: F401  (rasa_nlu compat shims, before any rasa_nlu import below)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_data import prepare_data, read_examples, synthesise  # noqa: E402, F401  (synthesise: tests)
+from journal import Journal, code_hash, commit, fingerprint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HWU64 = ROOT.parent / "shared" / "datasets" / "hwu64"
 OUT = ROOT / "docs" / "bench"
-
-PIPELINES: dict[str, list[dict]] = {
-    # (a) rasa_nlu's own components
-    "classic_intent": [{"name": "WhitespaceTokenizer"}, {"name": "CountVectorsFeaturizer"},
-                       {"name": "SklearnIntentClassifier"}],
-    "classic_entities": [{"name": "WhitespaceTokenizer"}, {"name": "CRFEntityExtractor"}],
-    # (b) nlu-ci's components
-    "nlu_ci_intent": [{"name": "nlu_ci.components.LinearIntentClassifier"}],
-    "nlu_ci_entities": [{"name": "WhitespaceTokenizer"}, {"name": "nlu_ci.components.LeanCRFEntityExtractor"}],
-    "nlu_ci_default": "config",              # the default config file, --config (intents + entities)
-}
-REAL_SIZES = [1000, 2500, 5000, 9960]
-SYNTHETIC_SIZES = [25000, 50000, 100000]
-FILLERS_BEFORE = ["please ", "hey ", "ok ", "so ", "can you ", "i need you to ", "quick question "]
-FILLERS_AFTER = [" please", " thanks", " now", " thank you", " for me", " ok"]
+MEASURE = Path(__file__).resolve().parent / "measure.py"
+FULL_SIZES = "1000,2500,5000,full,25000,50000,100000"
+FULL_RATIO_SIZES = "full,100000"
 
 
-# -- one measurement (child process) -----------------------------------------------------------------
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def best_of(fn, repeats: int = 3, budget_s: float = 20.0):
-    """(result, fastest seconds) of up to ``repeats`` calls, stopping once ``budget_s`` is spent."""
-    best, spent, result = float("inf"), 0.0, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        took = time.perf_counter() - t0
-        best, spent = min(best, took), spent + took
-        if spent > budget_s:
-            break
-    return result, best
+def load1() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
-def measure(pipeline: str, train_path: str, test_path: str, each: bool = True, config: str | None = None) -> dict:
-    from rasa_nlu import config as rasa_config
-    from rasa_nlu.model import Trainer
-    from rasa_nlu.training_data import load_data
-
-    from nlu_ci.components.calibration import expected_calibration_error
-    from nlu_ci.engine.batch import predict_batch
-    from nlu_ci.engine.predict import load_model, predict_each
-    from nlu_ci.evaluation import evaluate
-
-    spec = PIPELINES[pipeline]
-    if isinstance(spec, str):
-        cfg = rasa_config.load(config or str(ROOT / "nlu_config.yml"))
-    else:
-        cfg = rasa_config.RasaNLUModelConfig({"language": "en", "pipeline": [dict(c) for c in spec]})
-    train = load_data(train_path)
-    with open(test_path, encoding="utf-8") as fh:
-        test = json.load(fh)["rasa_nlu_data"]["common_examples"]
-    texts = [e["text"] for e in test]
-    trainer = Trainer(cfg)
-    t0 = time.perf_counter()
-    trainer.train(train)
-    train_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        interpreter = load_model(trainer.persist(tmp, fixed_model_name="m"))
-    batched, batch_s = best_of(lambda: predict_batch(interpreter, texts))
-    row = {"pipeline": pipeline, "train_examples": len(train.training_examples), "train_s": round(train_s, 3),
-           "eval_batch_ups": round(len(texts) / batch_s, 1) if batched is not None else None}
-    predictions = batched
-    if each or batched is None:
-        predictions, each_s = best_of(lambda: predict_each(interpreter, texts))
-        row["eval_each_ups"] = round(len(texts) / each_s, 1)
-        if batched is not None:
-            row["batch_equals_each"] = batched == predictions
-    provides = {p for c in interpreter.pipeline for p in (c.provides or [])}
-    result = evaluate(test, predictions)
-    row["intent_f1"] = round(result.intent_f1, 4) if "intent" in provides else None
-    row["entity_f1"] = round(result.entity_f1, 4) if "entities" in provides and result.entity_f1 is not None else None
-    if "intent" in provides:
-        row["intent_ece"] = round(expected_calibration_error([p["confidence"] for p in predictions],
-                                                             [u["correct"] for u in result.utterances]), 4)
-    row["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    return row
-
-
-def bare(config: str, train_path: str, test_path: str) -> dict:
-    """What `nlu-ci run` must do at the least: load data, train, persist, load, predict, evaluate."""
-    t0 = time.perf_counter()
-    from rasa_nlu import config as rasa_config
-    from rasa_nlu.model import Trainer
-    from rasa_nlu.training_data import load_data
-
-    from nlu_ci.engine.predict import load_model, predict
-    from nlu_ci.evaluation import evaluate
-
-    trainer = Trainer(rasa_config.load(config))
-    trainer.train(load_data(train_path))
-    with tempfile.TemporaryDirectory() as tmp:
-        interpreter = load_model(trainer.persist(tmp, fixed_model_name="m"))
-        with open(test_path, encoding="utf-8") as fh:
-            test = json.load(fh)["rasa_nlu_data"]["common_examples"]
-        result = evaluate(test, predict(interpreter, [e["text"] for e in test]))
-    return {"in_process_s": round(time.perf_counter() - t0, 3), "intent_f1": round(result.intent_f1, 4)}
-
-
-# -- data -------------------------------------------------------------------------------------------
-
-def write_examples(path: Path, examples: list[dict]) -> Path:
-    path.write_text(json.dumps({"rasa_nlu_data": {"common_examples": examples}}, ensure_ascii=False),
-                    encoding="utf-8")
-    return path
-
-
-def synthesise(examples: list[dict], n: int, seed: int = 0) -> list[dict]:
-    """``n`` examples: the originals, then variants with entity values swapped and filler words added."""
-    rng = random.Random(seed)
-    values: dict[str, list[str]] = {}
-    for e in examples:
-        for ent in e.get("entities", []):
-            values.setdefault(ent["entity"], []).append(e["text"][ent["start"]:ent["end"]])
-    out = list(examples)
-    while len(out) < n:
-        src = rng.choice(examples)
-        text, ents, cursor, pieces = src["text"], [], 0, []
-        before = rng.choice(FILLERS_BEFORE) if rng.random() < 0.5 else ""
-        pieces.append(before)
-        offset = len(before)
-        for ent in sorted(src.get("entities", []), key=lambda x: x["start"]):
-            if ent["start"] < cursor:
-                continue
-            pieces.append(text[cursor:ent["start"]])
-            offset += ent["start"] - cursor
-            value = rng.choice(values[ent["entity"]])
-            ents.append({"start": offset, "end": offset + len(value), "value": value, "entity": ent["entity"]})
-            pieces.append(value)
-            offset += len(value)
-            cursor = ent["end"]
-        pieces.append(text[cursor:])
-        pieces.append(rng.choice(FILLERS_AFTER) if rng.random() < 0.5 else "")
-        out.append({"text": "".join(pieces), "intent": src["intent"], "entities": ents})
-    return out
-
-
-def prepare_data(work: Path, sizes: list[int]) -> dict[int, Path]:
-    full = json.loads((HWU64 / "train.json").read_text(encoding="utf-8"))["rasa_nlu_data"]["common_examples"]
-    shuffled = full[:]
-    random.Random(42).shuffle(shuffled)
-    files = {}
-    for n in sizes:
-        path = work / f"train_{n}.json"
-        if not path.exists():
-            rows = shuffled[:n] if n <= len(full) else synthesise(full, n)
-            write_examples(path, rows)
-        files[n] = path
-    return files
-
-
-# -- the driver -------------------------------------------------------------------------------------
-
-def child(args: list[str], timeout: float) -> tuple[dict | None, float, str | None]:
-    """Run ``run_bench.py <args>`` in a new process; (JSON row or None, wall seconds, error)."""
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True,
-                              text=True, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return None, time.perf_counter() - t0, f"killed at the {timeout:.0f} s cap"
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        return None, wall, (proc.stderr.strip().splitlines() or ["failed"])[-1]
-    return json.loads(proc.stdout.strip().splitlines()[-1]), wall, None
+def spread(values: list[float]) -> dict:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
 
 
 def predicted_seconds(points: list[tuple[int, float]], n: int) -> float | None:
@@ -211,156 +66,230 @@ def predicted_seconds(points: list[tuple[int, float]], n: int) -> float | None:
     return math.exp(my + slope * (math.log(n) - mx))
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+def child(cmd: list[str], timeout: float) -> tuple[dict | None, float, str | None]:
+    """Run ``cmd`` in a new process; (its last stdout line as JSON or None, wall seconds, error)."""
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return None, time.perf_counter() - t0, f"killed at the {timeout:.0f} s cap"
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return None, wall, f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]
+    out = proc.stdout.strip()
+    try:
+        return json.loads(out), wall, None                       # `nlu-ci run --output json`: one document
+    except json.JSONDecodeError:
+        return json.loads(out.splitlines()[-1]), wall, None      # measure.py: its last line
 
 
-def _journal(journal: Path, row: dict) -> None:
-    with journal.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row) + "\n")
+class Bench:
+    """One `make bench` run: measures the rows of a plan, reusing journal rows whose fingerprint matches."""
 
+    def __init__(self, args, files: dict[int, Path], test: Path, full: int):
+        self.args, self.files, self.test, self.full = args, files, test, full
+        self.config = args.config.resolve()
+        self.code = code_hash(ROOT)
+        self.journal = Journal(args.work / "rows.jsonl")
+        self.run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        self.commit = commit(ROOT)
+        self.rows: list[dict] = []
 
-def run_matrix(files: dict[int, Path], test: Path, cap: float, plan: list[tuple[str, list[int]]],
-               config: Path, journal: Path) -> list[dict]:
-    """Measure every (pipeline, size) of ``plan``; rows already in ``journal`` (JSON lines) are reused."""
-    kept = {}
-    if journal.exists():
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            kept[(row["pipeline"], row["size"])] = row
-    rows = []
-    for pipeline, sizes in plan:
+    def fingerprint(self, kind: str, name: str, size: int) -> str:
+        inputs: list[Path | str] = [self.files[size], self.test]
+        if kind == "job" or name == "nlu_ci_default":
+            inputs.append(self.config)
+        return fingerprint(self.code, kind, name, size, inputs)
+
+    def _repeat(self, once, budget: float) -> tuple[list[dict], list[float], str | None]:
+        """Call ``once()`` up to --repeats times, stopping early when another repeat would pass ``budget``."""
+        samples, loads, t0 = [], [], time.perf_counter()
+        for _ in range(self.args.repeats):
+            loads.append(load1())
+            sample, error = once()
+            if error:
+                loads.append(load1())
+                return samples, loads, error
+            samples.append(sample)
+            spent = time.perf_counter() - t0
+            if spent + spent / len(samples) > budget:
+                break
+        loads.append(load1())
+        return samples, loads, None
+
+    def _row(self, kind: str, name: str, size: int, measure, budget: float) -> dict:
+        fp = self.fingerprint(kind, name, size)
+        kept = self.journal.get(fp)
+        if kept is not None and not self.args.fresh:
+            log(f"{name} @ {size}: reused (measured {kept['measured_at']} at {kept['commit']}, fingerprint matches)")
+            self.rows.append(kept)
+            return kept
+        log(f"{name} @ {size}: measuring")
+        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        samples, loads, error = self._repeat(measure, budget)
+        if error:
+            log(f"{name} @ {size}: {error}")
+            row = {"kind": kind, "name": name, "size": size, "skipped": error, "run_id": self.run_id,
+                   "load": loads}
+            self.rows.append(row)
+            return row
+        row = {"kind": kind, "name": name, "size": size, "fingerprint": fp, "run_id": self.run_id,
+               "commit": self.commit, "measured_at": started, "load": loads, "samples": samples}
+        row.update(summarise(kind, samples))
+        log(f"{name} @ {size}: {json.dumps({k: v for k, v in row.items() if k != 'samples'})}")
+        self.journal.add(row)
+        self.rows.append(row)
+        return row
+
+    def pipeline(self, name: str, sizes: list[int], cap: float | None = None) -> None:
+        """Train and evaluate ``name`` at each size; with ``cap``, skip sizes a power law puts past it."""
         done: list[tuple[int, float]] = []
         for n in sizes:
-            if (pipeline, n) in kept and "skipped" not in kept[(pipeline, n)]:
-                row = dict(kept[(pipeline, n)], reused=True)
-                log(f"{pipeline} @ {n}: reused from {journal.name}")
-                rows.append(row)
-                done.append((n, row["train_s"]))
-                continue
-            guess = predicted_seconds(done, n)
+            guess = predicted_seconds(done, n) if cap else None
             if guess is not None and guess > cap:
-                log(f"{pipeline} @ {n}: skipped, predicted {guess:.0f} s > cap {cap:.0f} s")
-                rows.append({"pipeline": pipeline, "size": n, "skipped": f"predicted {guess:.0f} s > {cap:.0f} s cap"})
-                _journal(journal, rows[-1])
+                log(f"{name} @ {n}: skipped, predicted {guess:.0f} s > cap {cap:.0f} s")
+                self.rows.append({"kind": "pipeline", "name": name, "size": n, "run_id": self.run_id,
+                                  "skipped": f"predicted {guess:.0f} s > {cap:.0f} s cap"})
                 continue
-            log(f"{pipeline} @ {n}: running")
-            row, wall, error = child(["one", "--pipeline", pipeline, "--train", str(files[n]), "--test", str(test),
-                                      "--config", str(config)], timeout=cap * 1.5 + 120)
-            if row is None:
-                log(f"{pipeline} @ {n}: {error}")
-                rows.append({"pipeline": pipeline, "size": n, "skipped": error})
-                _journal(journal, rows[-1])
-                if "cap" in (error or ""):
-                    done.append((n, cap * 1.5))
-                continue
-            row.update(size=n, wall_s=round(wall, 2))
-            log(f"{pipeline} @ {n}: {row}")
-            rows.append(row)
-            _journal(journal, row)
-            done.append((n, row["train_s"]))
-    return rows
+            cmd = [sys.executable, str(MEASURE), "one", "--pipeline", name, "--train", str(self.files[n]),
+                   "--test", str(self.test), "--config", str(self.config)]
+            timeout = self.args.cap * 1.5 + 120
+
+            def once(cmd=cmd, timeout=timeout):
+                row, wall, error = child(cmd, timeout)
+                return (dict(row, wall_s=round(wall, 2)) if row else None), error
+
+            row = self._row("pipeline", name, n, once, self.args.budget)
+            if "skipped" not in row:
+                done.append((n, row["train_s"]["median"]))
+            elif "cap" in row["skipped"]:
+                done.append((n, timeout))
+
+    def job(self, size: int, with_bare: bool) -> None:
+        """`nlu-ci run` at ``size`` beside a bare scikit-learn fit (and a bare rasa_nlu train+evaluate)."""
+        cli = Path(sys.executable).parent / "nlu-ci"
+        train, timeout = str(self.files[size]), self.args.cap * 3
+
+        def once():
+            sample: dict = {"load_start": load1()}
+            with_store = self.args.work / f"store-{self.run_id}"
+            cmd = [str(cli), "run", "--data", train, "--test-data", str(self.test), "--config", str(self.config),
+                   "--models-dir", str(with_store), "--kubernetes", "off", "--output", "json"]
+            report, wall, error = child(cmd, timeout)
+            subprocess.run(["rm", "-rf", str(with_store)], check=False)
+            if error:
+                return None, f"nlu-ci run: {error}"
+            sample.update(run_s=round(wall, 2), outcome=report["outcome"], durations=report["durations"],
+                          intent_f1=report["candidate"]["intent_f1"], entity_f1=report["candidate"]["entity_f1"])
+            base = [sys.executable, str(MEASURE)]
+            fit, wall, error = child([*base, "sklearn", "--train", train, "--test", str(self.test)], timeout)
+            if error:
+                return None, f"scikit-learn fit: {error}"
+            sample.update(sklearn_s=round(wall, 2), sklearn_f1=fit["intent_f1"])
+            if with_bare:
+                _, wall, error = child([*base, "bare", "--config", str(self.config), "--train", train,
+                                        "--test", str(self.test)], timeout)
+                if error:
+                    return None, f"bare train+evaluate: {error}"
+                sample["bare_s"] = round(wall, 2)
+            return sample, None
+
+        self._row("job", "nlu-ci run", size, once, self.args.budget)
 
 
-def overhead(train: Path, test: Path, repeats: int, config: Path) -> dict:
-    """Wall seconds of `nlu-ci run` (default config, fresh store) against a bare train+evaluate process."""
-    cli = Path(sys.executable).parent / "nlu-ci"
-    runs, bares, report = [], [], None
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as store:
-            t0 = time.perf_counter()
-            proc = subprocess.run([str(cli), "run", "--data", str(train), "--test-data", str(test),
-                                   "--config", str(config), "--models-dir", store,
-                                   "--kubernetes", "off", "--output", "json"],
-                                  capture_output=True, text=True, cwd=ROOT, timeout=1800)
-            runs.append(time.perf_counter() - t0)
-            if proc.returncode not in (0,):
-                raise SystemExit(f"nlu-ci run failed ({proc.returncode}): {proc.stderr.strip()[-300:]}")
-            report = json.loads(proc.stdout)
-        row, wall, error = child(["bare", "--config", str(config), "--train", str(train),
-                                  "--test", str(test)], timeout=1800)
-        if error:
-            raise SystemExit(f"bare train+evaluate failed: {error}")
-        bares.append(wall)
-        log(f"nlu-ci run {runs[-1]:.1f} s, bare train+evaluate {wall:.1f} s")
-    best_run, best_bare = min(runs), min(bares)
-    return {"run_s": [round(x, 2) for x in runs], "bare_s": [round(x, 2) for x in bares],
-            "best_run_s": round(best_run, 2), "best_bare_s": round(best_bare, 2),
-            "overhead_pct": round(100.0 * (best_run - best_bare) / best_bare, 1),
-            "outcome": report["outcome"], "durations": report["durations"],
-            "intent_f1": report["candidate"]["intent_f1"], "entity_f1": report["candidate"]["entity_f1"]}
+def summarise(kind: str, samples: list[dict]) -> dict:
+    """min/median/max of the timed fields; the rest (F1, ECE) from the repeat with the median train time."""
+    if kind == "pipeline":
+        out = {k: spread([s[k] for s in samples]) for k in ("train_s", "eval_each_ups", "peak_rss_mb", "wall_s")}
+        if all(s["eval_batch_ups"] is not None for s in samples):
+            out["eval_batch_ups"] = spread([s["eval_batch_ups"] for s in samples])
+        mid = sorted(samples, key=lambda s: s["train_s"])[(len(samples) - 1) // 2]
+        out.update({k: mid[k] for k in ("train_examples", "intent_f1", "entity_f1", "intent_ece")})
+        out["batch_equals_each"] = all(s["batch_equals_each"] is not False for s in samples)
+        out["f1_varied"] = len({(s["intent_f1"], s["entity_f1"]) for s in samples}) > 1
+        return out
+    out = {k: spread([s[k] for s in samples]) for k in ("run_s", "sklearn_s")}
+    out["ratio"] = spread([round(s["run_s"] / s["sklearn_s"], 3) for s in samples])
+    if all("bare_s" in s for s in samples):
+        out["bare_s"] = spread([s["bare_s"] for s in samples])
+        out["overhead_pct"] = spread([round(100.0 * (s["run_s"] - s["bare_s"]) / s["bare_s"], 1) for s in samples])
+    mid = sorted(samples, key=lambda s: s["run_s"])[(len(samples) - 1) // 2]
+    out.update({k: mid[k] for k in ("outcome", "durations", "intent_f1", "entity_f1", "sklearn_f1")})
+    return out
+
+
+def parse_sizes(text: str, full: int) -> list[int]:
+    return sorted({full if s.strip() == "full" else int(s) for s in text.split(",") if s.strip()})
 
 
 def main(argv: list[str] | None = None) -> int:
+    env = os.environ.get
     ap = argparse.ArgumentParser(description="nlu-ci benchmark (see the module docstring)")
-    sub = ap.add_subparsers(dest="cmd")
-    one = sub.add_parser("one", help="one measurement in this process (prints a JSON row)")
-    one.add_argument("--pipeline", required=True, choices=sorted(PIPELINES))
-    one.add_argument("--train", required=True)
-    one.add_argument("--test", required=True)
-    one.add_argument("--no-each", action="store_true", help="skip the per-message parse timing")
-    one.add_argument("--config", help="config file of the nlu_ci_default pipeline")
-    b = sub.add_parser("bare", help="bare train + evaluate of a config (prints a JSON row)")
-    b.add_argument("--config", required=True)
-    b.add_argument("--train", required=True)
-    b.add_argument("--test", required=True)
+    ap.add_argument("--dataset", type=Path, default=Path(env("BENCH_DATASET", HWU64)),
+                    help="directory with train.json and test.json [env BENCH_DATASET, HWU64]")
+    ap.add_argument("--sizes", default=env("BENCH_SIZES"),
+                    help=f"training sizes, 'full' = the whole training set [env BENCH_SIZES, {FULL_SIZES}]")
+    ap.add_argument("--ratio-sizes", default=env("BENCH_RATIO_SIZES"),
+                    help=f"sizes of `nlu-ci run` vs scikit-learn [env BENCH_RATIO_SIZES, {FULL_RATIO_SIZES}]")
+    ap.add_argument("--quick", action="store_true", help="sizes 1000, ratio at 1000, 2 repeats (a CI smoke test)")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats per row [env BENCH_REPEATS, 3; --quick 2]")
+    ap.add_argument("--budget", type=float, default=float(env("BENCH_BUDGET", 240)),
+                    help="no further repeat of a row once it would pass this many seconds [env BENCH_BUDGET, 240]")
+    ap.add_argument("--cap", type=float, default=float(env("BENCH_CAP", 1200)),
+                    help="seconds one stock-pipeline training may take [env BENCH_CAP, 1200]")
     ap.add_argument("--config", type=Path, default=ROOT / "nlu_config.yml",
                     help="the default pipeline config to measure (and run `nlu-ci run` with)")
-    ap.add_argument("--cap", type=float, default=float(os.environ.get("BENCH_CAP", 1200)),
-                    help="seconds one stock-pipeline training may take [env BENCH_CAP, 1200]")
-    ap.add_argument("--quick", action="store_true", help="1k and 2.5k only, no scale-up (smoke test)")
-    ap.add_argument("--report-only", action="store_true", help="write the report from rows.jsonl, measure nothing")
-    ap.add_argument("--repeats", type=int, default=2, help="nlu-ci run / bare pairs for the overhead")
+    ap.add_argument("--target", action="append", default=[], metavar="ID=VALUE",
+                    help="override a target's threshold (ids in bench/bench_report.py TARGETS)")
+    ap.add_argument("--fresh", action="store_true", help="measure every row again, reuse nothing from the journal")
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench",
-                    help="generated data, and rows.jsonl: finished measurements, reused by the next run "
-                         "(delete it to measure everything again)")
+                    help="generated data and the journal rows.jsonl")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
-    if args.cmd == "one":
-        print(json.dumps(measure(args.pipeline, args.train, args.test, each=not args.no_each, config=args.config)))
-        return 0
-    if args.cmd == "bare":
-        print(json.dumps(bare(args.config, args.train, args.test)))
-        return 0
+    from bench_report import parse_targets, write_report  # noqa: PLC0415
 
-    from bench_report import write_report  # noqa: PLC0415  (bench/ is on sys.path when run as a script)
-
-    real = [1000, 2500] if args.quick else REAL_SIZES
-    scaled = [] if args.quick else SYNTHETIC_SIZES
-    args.work.mkdir(parents=True, exist_ok=True)
-    files = prepare_data(args.work, real + scaled)
-    test = HWU64 / "test.json"
-    config = args.config.resolve()
-    journal = args.work / "rows.jsonl"
+    try:
+        targets = parse_targets(args.target)
+        full = len(read_examples(args.dataset / "train.json"))
+        n_test = len(read_examples(args.dataset / "test.json"))
+        sizes = parse_sizes(args.sizes or ("1000" if args.quick else FULL_SIZES), full)
+        ratio_sizes = parse_sizes(args.ratio_sizes or ("1000" if args.quick else FULL_RATIO_SIZES), full)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"bench: bad arguments or dataset: {exc}", file=sys.stderr)
+        return 2
+    args.repeats = args.repeats or int(env("BENCH_REPEATS", 2 if args.quick else 3))
+    started, load_start = time.time(), [round(x, 2) for x in os.getloadavg()]
+    files = prepare_data(args.dataset, args.work, sorted(set(sizes) | set(ratio_sizes)))
+    bench = Bench(args, files, args.dataset / "test.json", full)
+    real, scaled = [n for n in sizes if n <= full], [n for n in sizes if n > full]
+    log(f"run {bench.run_id} at {bench.commit}: sizes {sizes}, ratio sizes {ratio_sizes}, {args.repeats} repeats")
     # the targets first (stock pipeline, entities, real sizes, job overhead), then the scale-up
-    main_plan = [("classic_intent", real), ("nlu_ci_intent", real), ("nlu_ci_entities", [real[-1]]),
-                 ("classic_entities", [real[-1]]), ("nlu_ci_default", real)]
-    scale_plan = [("nlu_ci_intent", scaled), ("nlu_ci_default", scaled[-1:])]
-    started = time.time()
-    rows = [] if args.report_only else run_matrix(files, test, args.cap, main_plan, config, journal)
-    over_file = args.work / "overhead.json"
-    if over_file.exists():
-        over = json.loads(over_file.read_text(encoding="utf-8"))
-        log(f"overhead reused from {over_file.name}")
-    elif args.report_only:
-        over = {}
-    else:
-        over = overhead(files[real[-1]], test, args.repeats, config)
-        over_file.write_text(json.dumps(over), encoding="utf-8")
-    if not args.report_only:
-        rows += run_matrix(files, test, args.cap, scale_plan, config, journal)
-    else:
-        last = {}
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            last[(row["pipeline"], row["size"])] = row
-        rows = list(last.values())
-    meta = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-            "minutes": round((time.time() - started) / 60, 1), "cap_s": args.cap, "cpus": os.cpu_count(),
-            "python": platform.python_version(), "machine": platform.machine(),
-            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()], "quick": args.quick,
-            "config": config.read_text(encoding="utf-8")}
-    write_report(args.out, rows, over, meta)
+    if real:
+        bench.pipeline("classic_intent", real, cap=args.cap)
+        bench.pipeline("nlu_ci_intent", real)
+        bench.pipeline("nlu_ci_entities", real[-1:])
+        bench.pipeline("classic_entities", real[-1:])
+        bench.pipeline("nlu_ci_default", real)
+    for n in ratio_sizes:
+        if n <= full:
+            bench.job(n, with_bare=True)
+    if scaled:
+        bench.pipeline("nlu_ci_intent", scaled)
+        bench.pipeline("nlu_ci_default", scaled[-1:])
+    for n in ratio_sizes:
+        if n > full:
+            bench.job(n, with_bare=False)
+    meta = {"run_id": bench.run_id, "commit": bench.commit, "code_hash": bench.code,
+            "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+            "minutes": round((time.time() - started) / 60, 1), "argv": sys.argv[1:] if argv is None else argv,
+            "sizes": sizes, "ratio_sizes": ratio_sizes, "not_run": sorted(
+                set(parse_sizes(FULL_SIZES + "," + FULL_RATIO_SIZES, full)) - set(sizes) - set(ratio_sizes)),
+            "dataset": args.dataset.name, "train_full": full, "test_examples": n_test,
+            "repeats": args.repeats, "budget_s": args.budget, "cap_s": args.cap, "fresh": args.fresh,
+            "cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
+            "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
+            "targets": targets, "config": bench.config.read_text(encoding="utf-8")}
+    write_report(args.out, bench.rows, meta)
     log(f"wrote {args.out / 'results.md'}")
     return 0
 
