@@ -14,7 +14,7 @@ config and data that produced them matches (bench/journal.py); the page labels t
 commit they were measured under. Writes docs/bench/results.md, results.json and plot.png.
 
     .venv/bin/python bench/run_bench.py --fresh                       # everything, nothing reused
-    .venv/bin/python bench/run_bench.py --quick                       # 1k only, 2 repeats: a smoke test for CI
+    .venv/bin/python bench/run_bench.py --quick                       # 1k only, 2 repeats, into var/bench/quick
     .venv/bin/python bench/run_bench.py --sizes 1000,full --ratio-sizes full,100000
 """
 from __future__ import annotations
@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="measure every row again, reuse nothing from the journal")
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench",
                     help="generated data and the journal rows.jsonl")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where the page goes [docs/bench; with --quick var/bench/quick, never the committed page]")
     args = ap.parse_args(argv)
     from bench_report import parse_targets, write_report  # noqa: PLC0415
 
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"bench: bad arguments or dataset: {exc}", file=sys.stderr)
         return 2
+    args.out = args.out or (args.work / "quick" if args.quick else OUT)
     args.repeats = args.repeats or int(env("BENCH_REPEATS", 2 if args.quick else 3))
     started, load_start = time.time(), [round(x, 2) for x in os.getloadavg()]
     files = prepare_data(args.dataset, args.work, sorted(set(sizes) | set(ratio_sizes)))
