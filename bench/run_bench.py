@@ -127,6 +127,8 @@ class Bench:
         log(f"{name} @ {size}: measuring")
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         samples, loads, error = self._repeat(measure, budget)
+        if code_hash(ROOT) != self.code:
+            raise SystemExit(f"bench: the measured code changed while {name} @ {size} ran; start again")
         if error:
             log(f"{name} @ {size}: {error}")
             row = {"kind": kind, "name": name, "size": size, "skipped": error, "run_id": self.run_id,
