@@ -131,7 +131,7 @@ def header(rows: list[dict], meta: dict) -> list[str]:
     args = " ".join(meta["argv"]) or "(none)"
     lines = ["# nlu-ci benchmark", "",
              f"Written by one run of `make bench` (`bench/run_bench.py`, arguments: `{args}`): run `{meta['run_id']}` "
-             f"at commit `{meta['commit']}`, started {meta['started']}, {meta['minutes']} min, on {meta['cpus']} CPUs "
+             f"at commit `{meta['commit']}` (measured code sha256 `{meta['code_hash'][:12]}`), started {meta['started']}, {meta['minutes']} min, on {meta['cpus']} CPUs "
              f"({meta['machine']}, Python {meta['python']}). {here} of {len(measured)} rows were measured in this run"
              f"{'' if here == len(measured) else '; the others were reused from the journal because the fingerprint of their code, config and data still matches, and say when and under which commit they were measured'}.",
              "",
