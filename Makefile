@@ -11,7 +11,7 @@ IMAGE ?= nlu-ci:$(VERSION)
 OVERLAY ?= k8s
 NAMESPACE ?= nlu-ci
 
-.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-serving
+.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-entities bench-serving
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,7 +40,12 @@ lint: install  ## ruff, hadolint, manifests (kustomize render, kubernetes-valida
 
 bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1k-100k (~1 h); docs/bench/ (BENCH_ARGS=--quick|--fresh|--sizes ..)
 	$(PY) bench/run_bench.py $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-entities
 	$(MAKE) --no-print-directory bench-serving
+
+bench-entities: install  ## entity confidence before/after calibration on HWU64 (ECE, median on right entities; ~10 min)
+	$(PY) bench/entity_calibration.py > docs/bench/entity_calibration.json.tmp
+	mv docs/bench/entity_calibration.json.tmp docs/bench/entity_calibration.json
 
 bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)
 	$(PY) tests/serving/bench_swap.py $(BENCH_SERVING_ARGS)
