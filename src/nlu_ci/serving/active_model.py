@@ -52,8 +52,11 @@ def resolve(models_dir: Path, project: str) -> ActiveModel:
     store = ModelStore(models_dir, project)
     if not store.dir.is_dir():
         raise NoModel(f"no project {project!r} in the model store")
-    name = store.active_name()  # StoreError when ACTIVE cannot be read
+    name = store.active_name()  # None also when ACTIVE is damaged: the job recovers from that, a server must not guess
     if not name:
+        pointer = store.dir / "ACTIVE"
+        if pointer.exists() or pointer.is_symlink():
+            raise StoreError(f"project {project!r}: cannot read {pointer} as a model name (damaged pointer)")
         raise NoModel(f"project {project!r} has no active model yet")
     model_dir = store.path(name)  # StoreError for a name that is not a model folder name
     if not model_dir.is_dir():
