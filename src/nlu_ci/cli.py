@@ -15,6 +15,7 @@ from nlu_ci import __version__, redact
 from nlu_ci import settings as settings_mod
 from nlu_ci.commands import COMMANDS
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, NluCiError
+from nlu_ci.registry.store import restrict_umask
 
 log = logging.getLogger("nlu_ci")
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nlu-ci: error: {redact.redact(err)}", file=sys.stderr)
         return EXIT_USAGE
     setup_logging(settings.log_level, settings.log_format)
+    restrict_umask()  # nothing this process writes (models, reports, predictions) is world-readable
     try:
         result = args._command.main(settings, args)
     except NluCiError as err:

@@ -97,6 +97,13 @@ def iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def restrict_umask() -> None:
+    """From now on this process creates nothing group-writable or world-readable (umask 027): what rasa_nlu
+    writes into a model folder too. Called by the CLI, not on import or by the store, so a program that uses
+    the library keeps its own umask."""
+    os.umask(os.umask(UMASK) | UMASK)
+
+
 class ModelStore:
     """One project's models on a filesystem (the PVC)."""
 
@@ -108,17 +115,18 @@ class ModelStore:
 
     # ------------------------------------------------------------ set-up and lock
     def ensure(self) -> None:
-        """Create the project folder and check that we can write there (ConfigError if not). From here on the
-        process creates nothing group-writable or world-readable (umask 027), and the store's folders get
-        ``DIR_MODE`` explicitly."""
-        os.umask(os.umask(UMASK) | UMASK)
+        """Create the project folder and check that we can write there (ConfigError if not); the store's folders
+        get ``DIR_MODE`` explicitly (the CLI also runs with umask 027: ``restrict_umask``)."""
         try:
             (self.dir / INCOMING).mkdir(parents=True, exist_ok=True)
             (self.dir / "reports").mkdir(exist_ok=True)
-            for folder in (self.dir, self.dir / INCOMING, self.dir / "reports"):
-                os.chmod(folder, DIR_MODE)
         except OSError as err:
             raise ConfigError(f"models dir {self.dir}: cannot create: {_oserror(err)}") from None
+        for folder in (self.dir, self.dir / INCOMING, self.dir / "reports"):
+            try:
+                os.chmod(folder, DIR_MODE)
+            except OSError as err:  # read-only or not ours: the write probe below says what that means
+                log.debug("cannot set the mode of %s: %s", folder, _oserror(err))
         probe = self.dir / INCOMING / f".probe.{os.getpid()}"
         try:
             probe.write_bytes(b"")
