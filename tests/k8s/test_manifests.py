@@ -395,7 +395,12 @@ def test_servicemonitor_and_rules_carry_the_release_label_and_one_line_changes_i
 
 def test_memory_request_covers_the_benchmarked_peak():
     rows = json.loads((ROOT / "docs" / "bench" / "results.json").read_text())["rows"]
-    peak_mib = max(r["peak_rss_mb"] for r in rows if r.get("peak_rss_mb") and r["train_examples"] == 100_000)
+    def peak(value) -> float:  # a figure, or {min, median, max, n} over repeats: size for the worst one
+        return float(value["max"]) if isinstance(value, dict) else float(value)
+
+    peaks = [peak(r["peak_rss_mb"]) for r in rows if r.get("peak_rss_mb") and r.get("train_examples") == 100_000]
+    assert peaks, "docs/bench/results.json has no peak memory at 100,000 examples"
+    peak_mib = max(peaks)
     res = pod_spec(cronjob())["containers"][0]["resources"]
 
     def mib(q: str) -> float:
