@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -146,14 +149,56 @@ def test_an_unreadable_store_is_503_on_models_and_health(tmp_path, serve):
         assert status == 503 and f"model store {missing} is not readable" in error_line(body)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 folder anyway")
+# the model server in a process of its own, as another user (root reads a chmod 000 folder anyway)
+SERVE_AS_NOBODY = """
+import sys
+from pathlib import Path
+from nlu_ci.serving import model_server
+server = model_server.make_server("127.0.0.1", 0, Path(sys.argv[1]), Path(sys.argv[2]))
+print(server.url, flush=True)
+server.serve_forever(poll_interval=0.05)
+"""
+
+
 def test_a_store_without_permission_is_503(models, serve):
-    models.chmod(0)
+    """As root (how CI runs) the server runs as nobody through setpriv; as another user, in this process."""
+    if os.geteuid() != 0:
+        models.chmod(0)
+        try:
+            status, _, body = http_get(serve(models) + "/models/default")
+            assert status == 503 and "not readable" in error_line(body)
+        finally:
+            models.chmod(0o755)
+        return
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to run this test as root")
+    scratch = Path(tempfile.mkdtemp(prefix="nlu-ci-unreadable-"))  # outside pytest's 0700 tmp folder
     try:
-        status, _, body = http_get(serve(models) + "/models/default")
-        assert status == 503 and "not readable" in error_line(body)
+        scratch.chmod(0o755)
+        store = scratch / "models"
+        shutil.copytree(models, store)
+        for path in [store, *store.rglob("*")]:          # nobody's store, as the job's user owns the PVC
+            os.chown(path, 65534, 65534, follow_symlinks=False)
+        store.chmod(0)
+        zips = scratch / "zips"
+        zips.mkdir(mode=0o777)
+        zips.chmod(0o777)
+        proc = subprocess.Popen(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                                 sys.executable, "-c", SERVE_AS_NOBODY, str(store), str(zips)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            url = proc.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else url
+            status, _, body = http_get(url + "/models/default")
+            assert status == 503 and f"model store {store} is not readable" in error_line(body)
+            store.chmod(0o750)                          # the same server, once it may read: the active model
+            status, headers, body = http_get(url + "/models/default")
+            assert status == 200 and zip_is_complete_model(body)[1] == []
+        finally:
+            proc.terminate()
+            proc.wait(10)
     finally:
-        models.chmod(0o755)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_concurrent_first_requests_get_one_complete_zip_built_once(models, trained, serve, tmp_path):
