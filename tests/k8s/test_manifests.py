@@ -13,9 +13,9 @@ from kubernetes_validate import utils as kv
 
 from nlu_ci import kube
 from nlu_ci.errors import RuntimeFailure
+from support.kube_fake import deployment
 
 from .conftest import NS
-from .fake_apiserver import deployment
 from .manifests import (
     CRD_GROUPS,
     K8S,

@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 from dashboard_check import check_dashboard, load_dashboard, targets
-from obs_fixtures import *  # noqa: F403 - the pytest fixtures of this folder
-from obs_servers import MONITORING, PROMTOOL_BIN
 from reports import make_report
 
 from nlu_ci import metrics
+from support.servers import MONITORING, PROMTOOL_BIN
 
 spec = importlib.util.spec_from_file_location("monitoring_generate", MONITORING / "generate.py")
 generate = importlib.util.module_from_spec(spec)

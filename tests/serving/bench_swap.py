@@ -37,7 +37,7 @@ from serving_helpers import (  # noqa: E402
     wait_until,
 )
 
-from nluci_testing import FAST_CONFIG  # noqa: E402
+from support.data import FAST_CONFIG  # noqa: E402
 
 
 def measure(store: Store, a: str, b: str, mode: str, args, work: Path) -> dict:

@@ -21,7 +21,7 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from nluci_testing import ROOT, cli_env, load_sample, run_cli, write_data  # noqa: E402
+from support.data import ROOT, cli_env, load_sample, run_cli, write_data  # noqa: E402
 
 # intents only, trains in about a second: serving does not care how good the model is
 SERVING_CONFIG = """language: en

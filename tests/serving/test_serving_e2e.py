@@ -75,7 +75,7 @@ def test_users_get_what_the_gate_decides_with_no_failed_request(tmp_path):
 
 
 def test_serve_without_a_model_url_is_a_usage_error(tmp_path):
-    from nluci_testing import cli_env, run_cli
+    from support.data import cli_env, run_cli
 
     res = run_cli(["serve", "--port", "1"], cli_env(tmp_path / "m"), timeout=60)
     assert res.code == 2 and "--model-url" in res.stderr and "Traceback" not in res.output
@@ -115,7 +115,7 @@ def test_the_stock_pipelines_pickles_load_in_the_server_process(tmp_path):
     """rasa_nlu's stock components (SklearnIntentClassifier, CRFEntityExtractor: pickles that import
     sklearn.externals.joblib) load in ``nlu-ci serve`` because nlu-ci's compat shims are applied there, and
     answer concurrent requests without errors."""
-    from nluci_testing import FAST_CONFIG
+    from support.data import FAST_CONFIG
 
     store = Store(tmp_path)
     store.config.write_text(FAST_CONFIG)

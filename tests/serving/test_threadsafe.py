@@ -9,7 +9,7 @@ import threading
 import pytest
 from serving_helpers import TEXTS, Store
 
-from nluci_testing import FAST_CONFIG
+from support.data import FAST_CONFIG
 
 pytestmark = pytest.mark.slow
 
