@@ -162,7 +162,7 @@ def header(rows: list[dict], meta: dict) -> list[str]:
     return lines
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
+def markdown(rows: list[dict], meta: dict, others: dict[str, list[dict]] | None = None) -> str:
     lines = header(rows, meta)
     lines += ["", "## Targets (issue 7)", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {name} | {measured} | {verdict} |" for name, measured, verdict in targets(rows, meta)]
@@ -186,6 +186,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     if any(r.get("batch_equals_each") is False for r in rows):
         lines += ["", "**Batched and per-message predictions differed in at least one row.**"]
     lines += job_sections(rows, meta)
+    lines += again_section(rows, others or {})
     lines += ["", "![training time, F1, evaluation speed and memory against training size](plot.png)", ""]
     return "\n".join(lines)
 
@@ -219,6 +220,71 @@ def job_sections(rows: list[dict], meta: dict) -> list[str]:
                          f"{100.0 * (s['run_s'] - s['bare_s']) / s['bare_s']:+.1f} % | {s['load_start']:.2f} |")
         lines += ["", f"Stages of the median run (s): {json.dumps(r['durations'])}; outcome `{r['outcome']}`, "
                       f"intent F1 {r['intent_f1']:.4f}, entity F1 {_fmt(r['entity_f1'], '.4f')}."]
+    return lines
+
+
+# (key, label) compared between two runs of the same fingerprint; spreads are judged on their min–max
+AGAIN_SPREADS = {"pipeline": (("train_s", "train s"), ("eval_batch_ups", "eval utt/s batched"),
+                              ("eval_each_ups", "eval utt/s per message"), ("peak_rss_mb", "peak RSS MB")),
+                 "job": (("run_s", "`nlu-ci run` s"), ("sklearn_s", "scikit-learn fit s"), ("ratio", "ratio"),
+                         ("bare_s", "bare train + evaluate s"))}
+AGAIN_EXACT = (("intent_f1", "intent F1"), ("entity_f1", "entity F1"))
+WITHIN, MOVED, NO_SPREAD = "within the spread", "**moved beyond the spread**", "n=1 on a side: no spread to judge"
+
+
+def again_verdict(this: dict, other: dict) -> str:
+    """Two measurements of one quantity agree when their min–max ranges overlap (the noise each run saw)."""
+    if this["n"] < 2 or other["n"] < 2:
+        return WITHIN if this["median"] == other["median"] else NO_SPREAD
+    return WITHIN if this["min"] <= other["max"] and other["min"] <= this["max"] else MOVED
+
+
+def again_rows(rows: list[dict], others: dict[str, list[dict]]) -> list[tuple[str, str, str, str, str, str]]:
+    """(row, quantity, this run, other run, median change, verdict) against the latest other run of each row."""
+    out = []
+    for r in rows:
+        if "skipped" in r or not others.get(r.get("fingerprint", "")):
+            continue
+        o = others[r["fingerprint"]][-1]
+        name = f"{LABELS.get(r['name'], r['name'])} @ {r['size']:,}"
+        when = f"run {o['run_id']} ({o['measured_at']})"
+        for key, label in AGAIN_SPREADS.get(r["kind"], ()):
+            a, b = r.get(key), o.get(key)
+            if a is None or b is None:
+                continue
+            change = 100.0 * (a["median"] - b["median"]) / b["median"] if b["median"] else float("nan")
+            out.append((name, label, sp(a, ",.2f"), f"{sp(b, ',.2f')}, {when}", f"{change:+.1f} %", again_verdict(a, b)))
+        for key, label in AGAIN_EXACT:
+            a, b = r.get(key), o.get(key)
+            if a is None and b is None:
+                continue
+            same = a == b
+            out.append((name, label, _fmt(a, ".4f"), f"{_fmt(b, '.4f')}, {when}", "same" if same else
+                        f"{(a or 0) - (b or 0):+.4f}", "identical" if same else
+                        ("differs (F1 varied between repeats)" if r.get("f1_varied") else "**differs**")))
+    return out
+
+
+def again_section(rows: list[dict], others: dict[str, list[dict]]) -> list[str]:
+    """Rows of this run that the journal holds from another run of the same code, config and data."""
+    table = again_rows(rows, others)
+    measured = [r for r in rows if "skipped" not in r]
+    lines = ["", "## The same code measured again", "",
+             "Each row of this page whose fingerprint (code, config, data) the journal also holds from another run, "
+             "against the latest such run: do the numbers move only by the noise each run reports? Two spreads "
+             "agree when their min–max ranges overlap; a quantity measured once on a side has no spread to judge "
+             "by. F1 comes from deterministic training and must be identical."]
+    if not table:
+        return lines + ["", f"None of the {len(measured)} rows has been measured by another run of the same "
+                            "fingerprint yet (`make bench-again` measures a part of the page again)."]
+    moved = sum(t[5] in (MOVED, "**differs**") for t in table)
+    unjudged = sum(t[5] == NO_SPREAD for t in table)
+    rows_again = len({t[0] for t in table})
+    lines += ["", f"{rows_again} of {len(measured)} rows measured again; {len(table)} quantities: {moved} moved "
+                  f"beyond the spread or differ, {unjudged} without a spread to judge, "
+                  f"{len(table) - moved - unjudged} within it.", "",
+              "| row | quantity | this run | other run | median change | verdict |", "|---|---|---:|---:|---:|---|"]
+    lines += [f"| {' | '.join(t)} |" for t in table]
     return lines
 
 
@@ -263,8 +329,10 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, rows: list[dict], meta: dict) -> None:
+def write_report(out: Path, rows: list[dict], meta: dict, others: dict[str, list[dict]] | None = None) -> None:
+    """results.json (this run's rows and metadata), results.md, plot.png; ``others``: fingerprint -> other runs' rows."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n", encoding="utf-8")
-    (out / "results.md").write_text(markdown(rows, meta), encoding="utf-8")
+    page = {"meta": meta, "rows": rows, "again": {fp: rs for fp, rs in (others or {}).items() if rs}}
+    (out / "results.json").write_text(json.dumps(page, indent=1) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(markdown(rows, meta, others), encoding="utf-8")
     plot(rows, out / "plot.png")

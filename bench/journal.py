@@ -59,22 +59,29 @@ def commit(root: Path = ROOT) -> str:
 
 
 class Journal:
-    """Finished rows as JSON lines; the last row with a fingerprint wins."""
+    """Finished rows as JSON lines; the last row with a fingerprint wins (all are kept for `others`)."""
 
     def __init__(self, path: Path):
         self.path = path
         self.rows: dict[str, dict] = {}
+        self.every: list[dict] = []
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     row = json.loads(line)
                     self.rows[row["fingerprint"]] = row
+                    self.every.append(row)
+
+    def others(self, row: dict) -> list[dict]:
+        """Measurements of the same fingerprint by other runs (same code, config and data), oldest first."""
+        return [r for r in self.every if r["fingerprint"] == row.get("fingerprint") and r["run_id"] != row["run_id"]]
 
     def get(self, fp: str) -> dict | None:
         return self.rows.get(fp)
 
     def add(self, row: dict) -> None:
         self.rows[row["fingerprint"]] = row
+        self.every.append(row)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")

@@ -16,6 +16,8 @@ commit they were measured under. Writes docs/bench/results.md, results.json and 
     .venv/bin/python bench/run_bench.py --fresh                       # everything, nothing reused
     .venv/bin/python bench/run_bench.py --quick                       # 1k only, 2 repeats, into var/bench/quick
     .venv/bin/python bench/run_bench.py --sizes 1000,full --ratio-sizes full,100000
+    .venv/bin/python bench/run_bench.py --again docs/bench       # its cheaper rows again, page rewritten
+    .venv/bin/python bench/run_bench.py --render docs/bench      # rewrite the page only, measure nothing
 """
 from __future__ import annotations
 
@@ -220,6 +222,60 @@ def summarise(kind: str, samples: list[dict]) -> dict:
     return out
 
 
+def row_cost(row: dict) -> float:
+    """Seconds the repeats of a measured row took in all."""
+    if row["kind"] == "pipeline":
+        return sum(s["wall_s"] for s in row["samples"])
+    return sum(s["run_s"] + s["sklearn_s"] + s.get("bare_s", 0.0) for s in row["samples"])
+
+
+def render(out: Path, journal: Journal) -> int:
+    """Rewrite a page from its results.json, with what the journal holds of other runs of the same rows."""
+    from bench_report import write_report  # noqa: PLC0415
+
+    try:
+        page = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"bench: cannot read {out / 'results.json'}: {exc}", file=sys.stderr)
+        return 2
+    others = dict(page.get("again", {}))
+    for row in page["rows"]:
+        if row.get("fingerprint") and journal.others(row):
+            others[row["fingerprint"]] = journal.others(row)
+    write_report(out, page["rows"], page["meta"], others)
+    log(f"wrote {out / 'results.md'} ({len(others)} rows with another measurement of the same fingerprint)")
+    return 0
+
+
+def again(args) -> int:
+    """Measure the cheaper rows of a page again (fresh, same fingerprint) and rewrite the page with both."""
+    try:
+        page = json.loads((args.again / "results.json").read_text(encoding="utf-8"))
+        full = len(read_examples(args.dataset / "train.json"))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"bench: --again {args.again}: {exc}", file=sys.stderr)
+        return 2
+    meta = page["meta"]
+    picked = [r for r in page["rows"] if "skipped" not in r and row_cost(r) <= args.again_under]
+    args.fresh, args.repeats, args.budget = True, meta["repeats"], meta["budget_s"]
+    files = prepare_data(args.dataset, args.work, sorted({r["size"] for r in picked}))
+    bench = Bench(args, files, args.dataset / "test.json", full)
+    log(f"run {bench.run_id} at {bench.commit}: measuring again {len(picked)} of {len(page['rows'])} rows of "
+        f"{args.again / 'results.md'} (those under {args.again_under:.0f} s)")
+    changed = [r for r in picked if bench.fingerprint(r["kind"], r["name"], r["size"]) != r["fingerprint"]]
+    if changed:
+        print(f"bench: --again {args.again}: code, config or data changed since run {meta['run_id']} "
+              f"({len(changed)} rows, e.g. {changed[0]['name']} @ {changed[0]['size']}); run `make bench` first",
+              file=sys.stderr)
+        return 2
+    for r in picked:
+        if r["kind"] == "pipeline":
+            bench.pipeline(r["name"], [r["size"]])
+        else:
+            bench.job(r["size"], with_bare="bare_s" in r)
+    return render(args.again, bench.journal)
+
+
 def parse_sizes(text: str, full: int) -> list[int]:
     return sorted({full if s.strip() == "full" else int(s) for s in text.split(",") if s.strip()})
 
@@ -248,8 +304,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="generated data and the journal rows.jsonl")
     ap.add_argument("--out", type=Path, default=None,
                     help="where the page goes [docs/bench; with --quick var/bench/quick, never the committed page]")
+    ap.add_argument("--again", type=Path, metavar="DIR", default=None,
+                    help="measure again the rows of DIR/results.json that took under --again-under seconds (same "
+                         "code, config and data, else refused), then rewrite DIR's page with the comparison")
+    ap.add_argument("--again-under", type=float, default=float(env("BENCH_AGAIN_UNDER", 300)),
+                    help="with --again: rows whose repeats took longer in all are left out [env BENCH_AGAIN_UNDER, 300]")
+    ap.add_argument("--render", type=Path, metavar="DIR", default=None,
+                    help="rewrite DIR/results.md and plot.png from DIR/results.json and the journal; measures nothing")
     args = ap.parse_args(argv)
     from bench_report import parse_targets, write_report  # noqa: PLC0415
+
+    if args.render:
+        return render(args.render, Journal(args.work / "rows.jsonl"))
+    if args.again:
+        return again(args)
 
     try:
         targets = parse_targets(args.target)
@@ -293,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
             "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
             "targets": targets, "config": bench.config.read_text(encoding="utf-8")}
-    write_report(args.out, bench.rows, meta)
+    others = {r["fingerprint"]: bench.journal.others(r) for r in bench.rows if r.get("fingerprint")}
+    write_report(args.out, bench.rows, meta, others)
     log(f"wrote {args.out / 'results.md'}")
     return 0
 

@@ -132,3 +132,86 @@ def test_overhead_below_zero_is_reported_as_noise_not_as_met(overheads, verdict)
     measured, v = next(value for name, value in found.items() if name.startswith("job overhead"))
     assert v == verdict
     assert f"spread {min(overheads):+.1f} … {max(overheads):+.1f} %" in measured
+
+
+def _again(tmp: Path, config: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "run_bench.py"), "--again", str(out), "--dataset",
+                           str(tmp / "ds"), "--config", str(config), "--work", str(tmp / "work"),
+                           "--again-under", "1e9"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+
+
+def test_again_measures_the_page_rows_anew_and_adds_the_comparison(runs):
+    tmp, config, _, second = runs
+    out = tmp / "out"
+    before = (out / "results.md").read_text()
+    assert "None of the 6 rows has been measured by another run" in before
+    proc = _again(tmp, config, out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = json.loads((out / "results.json").read_text())
+    assert page["rows"] == second["rows"]                 # the page's own numbers are those of its run
+    md = (out / "results.md").read_text()
+    assert md.split("## The same code measured again")[0] == before.split("## The same code measured again")[0]
+    table = _table(md, "## The same code measured again")[1:]
+    again_ids = {rs[-1]["run_id"] for rs in page["again"].values()}
+    assert len(again_ids) == 1 and second["meta"]["run_id"] not in again_ids
+    assert len(page["again"]) == 6 and {r["fingerprint"] for r in second["rows"]} == set(page["again"])
+    for r in second["rows"]:
+        other = page["again"][r["fingerprint"]][-1]
+        assert other["fingerprint"] == r["fingerprint"] and other["samples"] != r["samples"]
+        name = f"{bench_report.LABELS.get(r['name'], r['name'])} @ {r['size']:,}"
+        lines = [line for line in table if line.startswith(f"| {name} |")]
+        key = "train_s" if r["kind"] == "pipeline" else "run_s"
+        first_line = [c.strip() for c in lines[0].split("|")[1:-1]]
+        assert first_line[2] == bench_report.sp(r[key], ",.2f") and first_line[3].startswith(
+            bench_report.sp(other[key], ",.2f"))
+        assert first_line[5] == bench_report.again_verdict(r[key], other[key])
+        f1s = [c for c in ([x.strip() for x in line.split("|")[1:-1]] for line in lines) if c[1].endswith(" F1")]
+        assert len(f1s) == sum(r.get(k) is not None for k in ("intent_f1", "entity_f1"))
+        for f1 in f1s:                                     # training is deterministic (the stock SVC grid aside)
+            assert f1[5] in ("identical", "differs (F1 varied between repeats)"), f1
+    # a page rendered again from its results.json and the journal is the same page
+    rendered = subprocess.run([sys.executable, str(ROOT / "bench" / "run_bench.py"), "--render", str(out),
+                               "--work", str(tmp / "work")], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    assert (out / "results.md").read_text() == md
+
+
+def test_again_refuses_a_page_whose_code_config_or_data_changed(runs, tmp_path):
+    tmp, config, _, second = runs
+    changed = tmp_path / "nlu_config.yml"
+    changed.write_text(config.read_text() + "# changed after the page was written\n")
+    out = tmp_path / "page"
+    out.mkdir()
+    (out / "results.json").write_text((tmp / "out" / "results.json").read_text())
+    proc = _again(tmp, changed, out)
+    assert proc.returncode == 2
+    assert f"changed since run {second['meta']['run_id']}" in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads((out / "results.json").read_text())["rows"] == second["rows"]
+
+
+def _spread(lo: float, mid: float, hi: float, n: int = 3) -> dict:
+    return {"min": lo, "median": mid, "max": hi, "n": n}
+
+
+@pytest.mark.parametrize(("this", "other", "verdict"), [
+    (_spread(10, 11, 12), _spread(11.5, 12, 13), bench_report.WITHIN),      # ranges overlap
+    (_spread(10, 11, 12), _spread(12.5, 13, 14), bench_report.MOVED),       # disjoint: moved beyond the noise
+    (_spread(20, 21, 22), _spread(10, 11, 12), bench_report.MOVED),
+    (_spread(5, 5, 5, 1), _spread(4, 6, 8), bench_report.NO_SPREAD),        # one repeat: nothing to judge by
+    (_spread(5, 5, 5, 1), _spread(5, 5, 5, 1), bench_report.WITHIN),
+])
+def test_two_measurements_agree_only_when_their_spreads_overlap(this, other, verdict):
+    assert bench_report.again_verdict(this, other) == verdict
+
+
+def test_an_f1_that_differs_between_runs_of_the_same_code_is_flagged():
+    s = _spread(1, 1, 1)
+    row = {"kind": "pipeline", "name": "nlu_ci_intent", "size": 10, "fingerprint": "f", "run_id": "a",
+           "train_s": s, "intent_f1": 0.9, "entity_f1": None}
+    other = dict(row, run_id="b", measured_at="then", intent_f1=0.8)
+    table = bench_report.again_rows([row], {"f": [other]})
+    assert ("nlu-ci: LinearIntentClassifier @ 10", "intent F1", "0.9000", "0.8000, run b (then)", "+0.1000",
+            "**differs**") in table
+    assert not any(t[1] == "entity F1" for t in table)
+    md = "\n".join(bench_report.again_section([row], {"f": [other]}))
+    assert "1 of 1 rows measured again; 2 quantities: 1 moved beyond the spread or differ" in md

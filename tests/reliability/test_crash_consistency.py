@@ -210,6 +210,7 @@ def _worker(index: int, kills: int, base: Path, results: list) -> None:
 
 def test_sigkill_at_random_moments_keeps_the_store_consistent(tmp_path):
     per_worker = -(-KILLS // WORKERS)
+    started, load_start = time.monotonic(), os.getloadavg()[0]
     results: list[dict] = []
     errors: list[BaseException] = []
     threads = [threading.Thread(target=worker, args=(w, per_worker, tmp_path / f"w{w}", results, errors))
@@ -223,14 +224,24 @@ def test_sigkill_at_random_moments_keeps_the_store_consistent(tmp_path):
         raise errors[0]
     killed = [r for r in results if r["exit"] == -9]
     stages = Counter(r["stage"] for r in killed)
+    seconds, load_end = round(time.monotonic() - started), os.getloadavg()[0]
     summary = json.dumps({"runs": len(results), "killed": len(killed), "by_stage": dict(stages),
                           "finished_before_kill": dict(Counter(r["target"] for r in results if r["exit"] != -9)),
-                          "retry_outcomes": dict(Counter(r["retry"] for r in results))})
+                          "retry_outcomes": dict(Counter(r["retry"] for r in results)), "seconds": seconds,
+                          "load_1min": [round(load_start, 1), round(load_end, 1)], "kills_asked": KILLS})
     print(summary)
-    (Path(os.environ.get("NLU_CI_RELIABILITY_OUT", tmp_path)) / "crash_summary.json").write_text(summary)
+    out = Path(os.environ.get("NLU_CI_RELIABILITY_OUT", tmp_path))
+    (out / "crash_summary.json").write_text(summary)
     assert len(killed) >= KILLS, summary
     # kills landed in every stage the guarantee is about, in every worker's store, and all over the run
     for w in range(WORKERS):
         landed = {r["stage"] for r in killed if r["worker"] == w}
         assert set(GUARANTEED_STAGES) <= landed, f"worker {w}: no kill in {set(GUARANTEED_STAGES) - landed}: {summary}"
     assert {"load", "train", "evaluate"} <= set(stages) and len(stages) >= 7, summary
+    # the row of docs/reliability.md's table, written here (only when every check above passed)
+    order = [s for s in ["startup", *STAGES, "publish"] if s in stages] + sorted(set(stages) - {"startup", *STAGES, "publish"})
+    (out / "crash_row.md").write_text(
+        f"| {KILLS} asked, load {load_start:.1f}–{load_end:.1f} | {len(killed)} of {len(results)} runs "
+        f"({len(results) - len(killed)} ended before their moment) | "
+        f"{', '.join(f'{s} {stages[s]}' for s in order)} | "
+        f"{', '.join(f'{n} {o}' for o, n in Counter(r['retry'] for r in results).most_common())} | 0 | {seconds} s |\n")
