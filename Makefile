@@ -51,7 +51,7 @@ bench-entities: install  ## entity confidence before/after calibration on HWU64 
 	mv docs/bench/entity_calibration.json.tmp docs/bench/entity_calibration.json
 
 bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)
-	$(PY) tests/serving/bench_swap.py $(BENCH_SERVING_ARGS)
+	$(PY) tests/serving/bench_swap.py --out-dir docs/bench $(BENCH_SERVING_ARGS)
 
 manifests:  ## refresh k8s/ copies of nlu_config.yml, policy.yml, must_pass.yml and monitoring/ (kustomize reads only k8s/)
 	@python3 scripts/sync_k8s.py

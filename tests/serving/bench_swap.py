@@ -12,13 +12,16 @@ runs ``--threads`` clients sending /parse back to back, and swaps the active mod
   the time to download and load the model).
 
     .venv/bin/python tests/serving/bench_swap.py [--swaps 6] [--threads 4] [--pull-interval 1] [--json FILE]
+        [--out-dir docs/bench]     # also write the page serving_<pipeline>.md there (`make bench-serving`)
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,6 +105,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--swaps", type=int, default=6)
@@ -113,7 +124,9 @@ def main() -> int:
                         help="linear: tokenizer + LinearIntentClassifier (loads in ms); classic: rasa_nlu's stock "
                              "pickled pipeline with CRF entities (loads slower: a wider window for the stock swap)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--out-dir", type=Path, help="also write the page serving_<pipeline>.md into this folder")
     args = parser.parse_args()
+    started, load_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="bench-swap-"))
     try:
         store = Store(work, SERVING_CONFIG if args.pipeline == "linear" else FAST_CONFIG)
@@ -125,9 +138,20 @@ def main() -> int:
             print(json.dumps(rows[-1]), file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"/parse ({args.pipeline} pipeline) under {args.threads} client threads while the active model is swapped {args.swaps} times "
-          f"(pull interval {args.pull_interval:g} s):\n")
+    head = (f"/parse ({args.pipeline} pipeline) under {args.threads} client threads while the active model is swapped "
+            f"{args.swaps} times (pull interval {args.pull_interval:g} s):\n")
+    print(head)
     print(table(rows))
+    if args.out_dir:
+        argv = " ".join(sys.argv[1:])
+        page = [f"# Serving while the model is swapped ({args.pipeline} pipeline)", "",
+                f"Written by one run of `tests/serving/bench_swap.py {argv}` (`make bench-serving`) at commit "
+                f"`{commit()}`, started {started}, on {os.cpu_count()} CPUs; 1-minute load average "
+                f"{load_start:.2f} at the start and {os.getloadavg()[0]:.2f} at the end (the machine may be shared: "
+                "the load says how much to trust the latencies). What the columns mean: the docstring of "
+                "`tests/serving/bench_swap.py`.", "", head, table(rows), ""]
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        (args.out_dir / f"serving_{args.pipeline}.md").write_text("\n".join(page), encoding="utf-8")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
