@@ -47,7 +47,7 @@ bench-again: install  ## measure the rows of docs/bench that took under 300 s ag
 	$(PY) bench/run_bench.py --again docs/bench $(BENCH_ARGS)
 
 bench-entities: install  ## entity confidence before/after calibration on HWU64 (ECE, median on right entities; ~10 min)
-	$(PY) bench/entity_calibration.py > docs/bench/entity_calibration.json.tmp
+	$(PY) bench/entity_calibration.py --md docs/bench/entity_calibration.md > docs/bench/entity_calibration.json.tmp
 	mv docs/bench/entity_calibration.json.tmp docs/bench/entity_calibration.json
 
 bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)

@@ -6,6 +6,7 @@ marginal: "before") and once as shipped ("after"), and scores both on HWU64's te
 prediction is correct when a gold entity has the same span and type. Prints one JSON document:
 
     .venv/bin/python bench/entity_calibration.py [--data-dir DIR] [--methods none,platt,isotonic] > out.json
+        [--md docs/bench/entity_calibration.md]     # also the page (`make bench-entities`)
 
 Per method: entity F1, expected calibration error of entity confidences (15 equal-width bins), median
 confidence on correct and on wrong entities, share of correct entities at >= 0.5, training seconds.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,12 +87,49 @@ def measure(method: str, data_dir: Path, tmp: Path) -> dict:
     }
 
 
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=ROOT).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+HWU64_CREDIT = " (HWU64 fold 1: X. Liu, A. Eshghi, P. Swietojanski, V. Rieser, IWSDS 2019; CC BY 4.0)"
+COLUMNS = (("entity_f1_exact", "entity F1 (exact span)", ".4f"), ("entity_ece", "ECE (15 bins)", ".4f"),
+           ("median_confidence_correct", "median confidence, right entities", ".4f"),
+           ("median_confidence_wrong", "median confidence, wrong entities", ".4f"),
+           ("share_correct_at_0_5", "right entities at >= 0.5", ".1%"), ("train_s", "train s", ".1f"))
+
+
+def markdown(out: dict) -> str:
+    """The page: one run's JSON as a table (no number written by hand)."""
+    head = ("| calibration | entities predicted / right / gold | "
+            + " | ".join(label for _, label, _ in COLUMNS) + " |")
+    lines = ["# Entity confidence before and after calibration", "",
+             f"Written by one run of `{out['command']}` (`make bench-entities`) at commit `{out['commit']}`, "
+             f"started {out['started']}, on {out['cpus']} CPUs (Python {out['python']}); 1-minute load average "
+             f"{out['load_1min'][0]:.2f} at the start and {out['load_1min'][1]:.2f} at the end. Data: "
+             f"`{out['dataset']}`{HWU64_CREDIT if out['dataset'] == 'hwu64' else ''}; pipeline `{out['config']}`, "
+             f"which ships with `calibration: {out['shipped_calibration']}`. `none` is the raw score (the CRF's "
+             "smallest token marginal); an entity is right when a gold entity has the same span and type. The "
+             "same numbers as JSON: `entity_calibration.json`.", "", head,
+             "|---|---|" + "---:|" * len(COLUMNS)]
+    for r in out["results"]:
+        cells = [r["calibration"], f"{r['entities_predicted']} / {r['entities_correct']} / {r['gold_entities']}"]
+        cells += ["–" if r[key] is None else format(r[key], spec) for key, _, spec in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=HWU64, help="a folder with train.json and test.json")
     parser.add_argument("--methods", default="none,platt,isotonic",
                         help="calibration methods to compare (none = before)")
+    parser.add_argument("--md", type=Path, help="also write the results as a Markdown page here")
     args = parser.parse_args(argv)
+    started, load_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     with tempfile.TemporaryDirectory(prefix="nlu-ci-entity-cal-") as tmp:
         rows = [measure(method, args.data_dir, Path(tmp)) for method in methods]
@@ -97,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     default = next((c.get("calibration", "platt") for c in shipped["pipeline"] if c.get("name") == EXTRACTOR), None)
     out = {"command": " ".join(["bench/entity_calibration.py", *(argv if argv is not None else sys.argv[1:])]),
            "dataset": args.data_dir.name, "config": "nlu_config.yml", "shipped_calibration": default,
-           "python": platform.python_version(), "cpus": __import__("os").cpu_count(), "results": rows}
+           "python": platform.python_version(), "cpus": os.cpu_count(), "commit": commit(), "started": started,
+           "load_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)], "results": rows}
+    if args.md:
+        args.md.write_text(markdown(out), encoding="utf-8")
     json.dump(out, sys.stdout, indent=2)
     print()
     return 0
