@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,9 @@ from pathlib import Path
 import yaml
 
 import nlu_ci.engine  # noqa: F401  (rasa_nlu compat shims first)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from journal import commit  # noqa: E402  (short HEAD, "+dirty" when measured code or config differs)
 
 ROOT = Path(__file__).resolve().parents[1]
 HWU64 = ROOT.parent / "shared" / "datasets" / "hwu64"
@@ -85,14 +87,6 @@ def measure(method: str, data_dir: Path, tmp: Path) -> dict:
         "share_correct_at_0_5": round(sum(c >= 0.5 for c in right) / len(right), 4) if right else None,
         "train_s": round(train_s, 2),
     }
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=ROOT).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 HWU64_CREDIT = " (HWU64 fold 1: X. Liu, A. Eshghi, P. Swietojanski, V. Rieser, IWSDS 2019; CC BY 4.0)"
