@@ -13,6 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 TREES = ["k8s", "k8s/overlays/dev", "k8s/overlays/prod", "k8s/overlays/multi-project"]
+RESTART_TREE = "tests/k8s/trees/rollout-restart"  # k8s/ + components/rollout-restart (no overlay lists it)
 K8S_FLOOR = 31  # the oldest Kubernetes minor the README supports (1.31: podFailurePolicy GA)
 
 

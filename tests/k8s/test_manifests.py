@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from .manifests import (
     CRD_GROUPS,
     K8S,
     K8S_FLOOR,
+    RESTART_TREE,
     ROOT,
     TREES,
     find,
@@ -232,10 +234,25 @@ def test_grafana_dashboard_configmap():
         assert json.loads(cm["data"][p.name]) == json.loads(p.read_text())
 
 
+RUNBOOK_BASE = "https://git.example.com/ml/nlu-ci/blob/main/docs"  # components/prometheus-rules' placeholder
+
+
+def runbook_urls(spec: dict) -> dict[str, str]:
+    return {r["alert"]: r["annotations"]["runbook_url"] for g in spec["groups"] for r in g["rules"] if "alert" in r}
+
+
 def test_prometheus_rule_is_the_alert_rules_file(tmp_path):
+    """The alert rules file, but for the runbook links, made absolute (the next test)."""
     docs = render("k8s/overlays/prod")
     rule = one(docs, "PrometheusRule")
-    assert rule["spec"] == yaml.safe_load((ROOT / "monitoring" / "alerts.rules.yml").read_text())
+    source = yaml.safe_load((ROOT / "monitoring" / "alerts.rules.yml").read_text())
+    relative = runbook_urls(source)
+    assert relative and all(u.startswith("docs/runbook.md#") for u in relative.values())
+    for group in source["groups"]:
+        for r in group["rules"]:
+            if "alert" in r:
+                r["annotations"]["runbook_url"] = RUNBOOK_BASE + r["annotations"]["runbook_url"][len("docs"):]
+    assert rule["spec"] == source
     monitor = one(docs, "ServiceMonitor")
     service = one(docs, "Service", "pushgateway")
     assert all(service["metadata"]["labels"].get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
@@ -248,6 +265,28 @@ def test_prometheus_rule_is_the_alert_rules_file(tmp_path):
     path.write_text(yaml.safe_dump(rule["spec"]))
     proc = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_runbook_urls_are_absolute_with_a_base_an_overlay_sets():
+    rule = one(render("k8s/overlays/prod"), "PrometheusRule")
+    urls = runbook_urls(rule["spec"])
+    assert urls and all(u == f"{RUNBOOK_BASE}/runbook.md#{alert.lower()}" for alert, u in urls.items()), urls
+    assert not find(render("k8s/overlays/prod"), "ConfigMap", "nlu-ci-runbook-base")  # local-config: not applied
+    # the README's snippet, in an overlay of prod
+    readme = (ROOT / "README.md").read_text()
+    (snippet,) = [b.split("\n", 1)[1] for b in readme.split("```yaml")[1:] if "name: runbook-base" in b]
+    snippet = snippet.split("```")[0]
+    where = ROOT / "var" / "test-runbook-base"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "kustomization.yaml").write_text("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                                              "resources: [../../k8s/overlays/prod]\n" + snippet)
+    try:
+        docs = render("var/test-runbook-base")
+    finally:
+        shutil.rmtree(where)
+    urls = runbook_urls(one(docs, "PrometheusRule")["spec"])
+    assert all(u == f"https://github.com/acme/nlu-ci/blob/main/docs/runbook.md#{a.lower()}" for a, u in urls.items())
+    assert not find(docs, "ConfigMap", "runbook-base")
 
 
 def settings_data(docs) -> dict:
@@ -311,7 +350,7 @@ def test_the_role_allows_exactly_what_the_job_does(kubeconfig, apiserver, monkey
 
 
 def test_rollout_restart_component_allows_only_its_deployment(kubeconfig, apiserver):
-    docs = render("k8s/overlays/prod")
+    docs = render(RESTART_TREE)
     apiserver.allow(rules_for(docs))
     target = settings_data(docs)["NLU_CI_RESTART_DEPLOYMENT"]
     apiserver.put("deployments", deployment(NS, target))
@@ -325,23 +364,60 @@ def test_rollout_restart_component_allows_only_its_deployment(kubeconfig, apiser
 
 # ---------------------------------------------------------------------------- make deploy
 
-@pytest.mark.parametrize("image,expected", [
-    ("registry:5000/ml/nlu-ci:0.2.0", "registry:5000/ml/nlu-ci:0.2.0"),
-    ("ghcr.io/acme/nlu-ci@sha256:" + "a" * 64, "ghcr.io/acme/nlu-ci@sha256:" + "a" * 64),
-])
-def test_make_deploy_sets_the_image_on_any_overlay(image, expected):
+WORKLOADS = ("CronJob", "Deployment", "StatefulSet", "DaemonSet", "Job")
+
+
+def container_images(docs) -> dict[str, str]:
+    """Every container and initContainer of every workload: "Kind/name/container" -> image."""
+    return {f"{d['kind']}/{d['metadata']['name']}/{c['name']}": c["image"] for d in docs if d["kind"] in WORKLOADS
+            for c in (pod_spec(d).get("initContainers") or []) + pod_spec(d)["containers"]}
+
+
+def nlu_ci_images(docs) -> dict[str, str]:
+    """The containers that run nlu-ci (not the Pushgateway's image)."""
+    return {k: v for k, v in container_images(docs).items() if "/pushgateway/" not in k}
+
+
+def deploy_manifests(overlay: str, image: str | None) -> list[dict]:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k != "IMAGE"}
+    args = ["make", "-s", "deploy-manifests", f"OVERLAY={overlay}"] + ([f"IMAGE={image}"] if image else [])
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+@pytest.mark.parametrize("image", ["registry:5000/ml/nlu-ci:0.2.0", "ghcr.io/acme/nlu-ci@sha256:" + "a" * 64, None])
+def test_make_deploy_sets_every_nlu_ci_image_of_any_overlay(image):
+    """IMAGE= reaches every container and initContainer running nlu-ci (CronJobs and both serving
+    Deployments); without IMAGE= the overlay's own images: entry is what deploys."""
     for overlay in TREES:
-        proc = subprocess.run(["make", "-s", "deploy-manifests", f"IMAGE={image}", f"OVERLAY={overlay}"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
-        docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
-        jobs = find(docs, "CronJob")
-        assert jobs, overlay
-        for job in jobs:  # every project's CronJob (overlays/multi-project), whatever the overlay's images: says
-            (container,) = pod_spec(job)["containers"]
-            assert container["image"] == expected, overlay
+        docs = deploy_manifests(overlay, image)
+        images = nlu_ci_images(docs)
+        assert len(find(docs, "CronJob")) >= 1 and len(images) >= len(find(docs, "CronJob")), overlay
+        if overlay == "k8s/overlays/prod":
+            assert {"Deployment/nlu-ci-model-server/model-server", "Deployment/rasa-nlu/rasa-nlu"} <= set(images)
+        want = image or f"registry.example.com/ml/nlu-ci:{version()}"
+        assert set(images.values()) == {want}, (overlay, images)
+        others = {k: v for k, v in container_images(docs).items() if k not in images}
+        assert others == {k: v for k, v in container_images(render(overlay)).items() if k not in images}
+
+
+def test_make_deploy_matches_whatever_name_the_overlay_gives_its_image():
+    where = ROOT / "var" / "test-deploy-overlay"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../k8s/overlays/prod]\n"
+        "images:\n  - name: registry.example.com/ml/nlu-ci\n    newName: harbor.acme.test/team/nlu\n"
+        '    digest: "sha256:' + "b" * 64 + '"\n')
+    try:
+        assert set(nlu_ci_images(deploy_manifests("var/test-deploy-overlay", None)).values()) == {
+            "harbor.acme.test/team/nlu@sha256:" + "b" * 64}
+        assert set(nlu_ci_images(deploy_manifests("var/test-deploy-overlay", "r.test/x/nlu-ci:7")).values()) == {
+            "r.test/x/nlu-ci:7"}
+    finally:
+        shutil.rmtree(where)
 
 
 # ---------------------------------------------------------------------------- issue: production on real clusters
@@ -353,10 +429,9 @@ def version() -> str:
 
 @pytest.mark.parametrize("tree", TREES)
 def test_every_tree_sets_the_image_through_an_images_entry(tree):
-    for job in find(render(tree), "CronJob"):
-        (container,) = pod_spec(job)["containers"]
+    for name, image in nlu_ci_images(render(tree)).items():  # CronJobs and serving Deployments
         # a registry host, never a bare name that means docker.io/library/nlu-ci
-        assert container["image"] == f"registry.example.com/ml/nlu-ci:{version()}", (tree, container["image"])
+        assert image == f"registry.example.com/ml/nlu-ci:{version()}", (tree, name, image)
     images = yaml.safe_load((ROOT / tree / "kustomization.yaml").read_text())["images"]
     assert images == [{"name": "nlu-ci", "newName": "registry.example.com/ml/nlu-ci", "newTag": version()}]
     assert pod_spec(yaml.safe_load((K8S / "base" / "job" / "cronjob.yaml").read_text()))["containers"][0][

@@ -15,7 +15,7 @@ from support.data import SAMPLE
 from support.kube_fake import deployment
 
 from .conftest import NS
-from .manifests import find, one, render
+from .manifests import RESTART_TREE, find, one, render
 
 JOB = "nlu-ci-29120000"
 
@@ -84,7 +84,7 @@ def test_bad_data_fails_the_run_with_a_warning_event(cli, apiserver, in_cluster_
 
 
 def test_promotion_restarts_the_serving_deployment(cli, apiserver, in_cluster_env):
-    apiserver.allow(rules("k8s/overlays/prod"))
+    apiserver.allow(rules(RESTART_TREE))
     apiserver.put("deployments", deployment(NS, "rasa-nlu"))
     r = cli(["run", "--data", str(SAMPLE), "--json"], NLU_CI_RESTART_DEPLOYMENT="rasa-nlu", **in_cluster_env)
     assert r.code == 0 and r.json["outcome"] == "promoted", r.output

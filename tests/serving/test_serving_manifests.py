@@ -95,7 +95,7 @@ def test_network_policies_let_only_rasa_nlu_reach_the_model_server(docs):
     assert ms["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rasa-nlu"}}}],
                               "ports": [{"port": 8080, "protocol": "TCP"}]}]
     rasa = one(docs, "NetworkPolicy", "rasa-nlu")["spec"]
-    assert rasa["ingress"] == [{"ports": [{"port": 5000, "protocol": "TCP"}]}]
+    assert [r["ports"] for r in rasa["ingress"]] == [[{"port": 5000, "protocol": "TCP"}]]
     # the base policy (no ingress at all for the job's pods) must not select the serving pods
     base = one(docs, "NetworkPolicy", "nlu-ci")["spec"]["podSelector"]["matchLabels"]
     for name in ("nlu-ci-model-server", "rasa-nlu"):
@@ -110,3 +110,43 @@ def test_same_node_component_puts_the_job_next_to_the_model_server(tmp_path):
     terms = [t for t in affinity["requiredDuringSchedulingIgnoredDuringExecution"]
              if t["labelSelector"]["matchLabels"].items() <= labels.items()]
     assert len(terms) == 1 and terms[0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+CLIENT = {"nlu-ci.rasa.com/client": "true"}  # the label README "Serving the active model" documents
+
+
+def admitted(policy: dict, pod_labels: dict, pod_namespace: str, namespace_labels: dict, port: int) -> bool:
+    """NetworkPolicy ingress semantics: rules ORed; in a peer, podSelector alone = the policy's namespace,
+    with a namespaceSelector both must match (matchLabels is all these manifests use)."""
+    def matches(selector: dict, labels: dict) -> bool:
+        return (selector.get("matchLabels") or {}).items() <= labels.items()
+
+    for rule in policy["spec"].get("ingress") or []:
+        if rule.get("ports") and port not in [p["port"] for p in rule["ports"]]:
+            continue
+        for peer in rule.get("from") or [{}]:
+            ns_ok = (matches(peer["namespaceSelector"], namespace_labels) if "namespaceSelector" in peer
+                     else pod_namespace == policy["metadata"]["namespace"])
+            if not peer or (ns_ok and matches(peer.get("podSelector") or {}, pod_labels)):
+                return True
+    return False
+
+
+def test_only_pods_labelled_as_clients_reach_the_serving_port(docs):
+    policy = one(docs, "NetworkPolicy", "rasa-nlu")
+    serving = one(docs, "Deployment", "rasa-nlu")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= serving.items()
+    here, labelled_ns, other_ns = {"kubernetes.io/metadata.name": "nlu-ci"}, {**CLIENT}, {}
+    assert admitted(policy, {"app": "bot", **CLIENT}, "nlu-ci", here, 5000)
+    assert not admitted(policy, {"app": "bot"}, "nlu-ci", here, 5000)  # every other pod: no /train, no DELETE
+    assert admitted(policy, {"app": "bot", **CLIENT}, "bots", labelled_ns, 5000)
+    assert not admitted(policy, {"app": "bot", **CLIENT}, "bots", other_ns, 5000)  # a pod cannot opt in alone
+    assert not admitted(policy, {"app": "bot"}, "bots", labelled_ns, 5000)
+    assert not admitted(policy, {"app": "bot", **CLIENT}, "nlu-ci", here, 8080)
+    readme = (K8S.parent / "README.md").read_text()
+    assert 'nlu-ci.rasa.com/client: "true"' in readme
+
+
+def test_the_model_server_is_recreated_not_rolled(docs):
+    """Its ReadWriteOnce volume cannot attach to a second pod on another node (tests/k8s/test_placement.py)."""
+    assert one(docs, "Deployment", "nlu-ci-model-server")["spec"]["strategy"] == {"type": "Recreate"}
