@@ -6,7 +6,9 @@ scoring picks one of the feasible nodes; which one is not ours to assume). A wor
 such sequence leaves a pod with no feasible node. The filters, each as kube-scheduler (or the volume
 attach/detach controller) applies it:
 
-- **Inter-pod affinity** (``pkg/scheduler/framework/plugins/interpodaffinity/filtering.go``):
+- **Inter-pod affinity** (``pkg/scheduler/framework/plugins/interpodaffinity/filtering.go``, read for this
+  module in its current form, ``satisfyPodAffinity`` and friends, and in the 1.18 one; the rules below are
+  the same in both):
   * an existing pod counts for the incoming pod's required affinity only when it matches **all** its
     required affinity terms (``updateWithAffinityTerms`` -> ``podMatchesAllAffinityTerms``); its node's
     value of every term's topologyKey then counts;
