@@ -88,7 +88,7 @@ OPTIONS: list[Option] = [
     Option("messages_url_file", "NLU_CI_MESSAGES_URL_FILE", None,
            "a file holding that URL (a mounted Secret; wins over NLU_CI_MESSAGES_URL); its password is redacted",
            "path"),
-    Option("messages_limit", "NLU_CI_MESSAGES_LIMIT", 5000, "read at most the newest N user messages", "int"),
+    Option("messages_limit", "NLU_CI_MESSAGES_LIMIT", 5000, "read at most the newest N user events (before the filters)", "int"),
     Option("messages_max_age_days", "NLU_CI_MESSAGES_MAX_AGE_DAYS", 30.0, "read only messages of the last N days",
            "float"),
     Option("mask_messages", "NLU_CI_MASK_MESSAGES", True,
