@@ -95,6 +95,8 @@ OPTIONS: list[Option] = [
            "replace e-mail addresses and runs of 6+ digits with <email>/<number> as messages are read", "bool"),
     Option("strict_messages", "NLU_CI_STRICT_MESSAGES", False,
            "a message source that is down, has an unknown schema or bad lines fails the command (exit 2)", "bool"),
+    Option("live_messages", "NLU_CI_LIVE_MESSAGES", 500,
+           "run: candidate and active predict the newest N unique production messages (the report's 'live')", "int"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),

@@ -125,6 +125,24 @@ def test_live_agreement_equals_a_count_by_hand(tmp_path):
     assert out["disagreement"] == pytest.approx(by_hand / 8)
     assert all(m["from"] != m["to"] for m in out["moves"]) and sum(m["count"] for m in out["moves"]) == by_hand
     assert any(m["from"] == "thank_you" for m in out["moves"])
+    # the gate check: off by default (report only), fails above the policy's share, and then blocks a promotion
+    from nlu_ci import gate
+
+    assert live.check(out, None).enabled is False and live.check(out, None).passed
+    assert live.check(out, out["disagreement"]).passed
+    failing = live.check(out, out["disagreement"] - 0.01)
+    assert failing.enabled and not failing.passed
+    decision = live.apply(gate.Decision(True, [], "better"), failing)
+    assert not decision.promote and decision.reason.startswith("max_live_disagreement: ")
+    assert live.check(None, 0.1).enabled is False  # no messages compared: not applicable
+    # the run's stage: from a tracker store, the newest unique messages, into report["live"]
+    db = tmp_path / "rasa.db"
+    tracker.fill(f"sqlite:///{db}")
+    report: dict = {"warnings": []}
+    section = live.stage(settings_for(f"sqlite:///{db}"), candidate, active, report)
+    assert report["live"] is section and section["read"] == 15 and report["warnings"] == []
+    assert section["messages"] == 13  # 15 read, the three spellings of the Oslo question are one
+    assert live.stage(settings.from_env({}), candidate, active, report) is None  # not configured: no section
 
 
 def tracker_message(text: str):

@@ -9,10 +9,14 @@ says how users would feel the swap, not who is right.
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
-from nlu_ci.messages import Message
+from nlu_ci import gate
+from nlu_ci.messages import Message, sources
 from nlu_ci.messages.inbox import key
+
+log = logging.getLogger(__name__)
 
 MAX_MOVES, MAX_EXAMPLES = 10, 3
 
@@ -44,3 +48,45 @@ def agreement(candidate, active, messages: list[Message], n: int = 500) -> dict:
              for (a, b), k in counts.most_common(MAX_MOVES)]
     return {"messages": len(texts), "disagreement": len(pairs) / len(texts), "disagreeing": len(pairs),
             "moves": moves}
+
+
+def stage(settings, candidate, active, report: dict) -> dict | None:
+    """The ``live`` section of a run: read the messages (``--messages``), compare the two models on the newest
+    ``--live-messages`` unique ones. Nothing configured: None (no section). A source that is down: a warning
+    in the report, the run goes on (``--strict-messages``: ``DataError``, exit 2)."""
+    batch = sources.read(settings)
+    if batch.source is None:
+        return None
+    report.setdefault("warnings", []).extend(batch.warnings)
+    section = dict(agreement(candidate, active, batch.messages, settings.live_messages), source=batch.source,
+                   read=batch.summary()["messages"], skipped=batch.summary()["skipped"])
+    report["live"] = section
+    if section["disagreement"] is not None:
+        log.info("live agreement: candidate and active disagree on %d of %d production messages (%.1f%%)",
+                 section["disagreeing"], section["messages"], 100 * section["disagreement"])
+    return section
+
+
+def check(section: dict | None, max_disagreement: float | None) -> gate.Check:
+    """The gate check ``max_live_disagreement`` (off: None, the default; report only)."""
+    values = {"max": max_disagreement, "disagreement": (section or {}).get("disagreement"),
+              "messages": (section or {}).get("messages", 0)}
+    if not section or section.get("disagreement") is None:
+        return gate.Check("max_live_disagreement", True, "not applicable: no production messages compared", values,
+                          enabled=False)
+    share = section["disagreement"]
+    detail = f"candidate and active disagree on {share:.1%} of {section['messages']} production messages"
+    if max_disagreement is None:
+        return gate.Check("max_live_disagreement", True, f"report only: {detail}", values, enabled=False)
+    passed = share <= max_disagreement
+    return gate.Check("max_live_disagreement", passed, f"{detail} ({'<=' if passed else '>'} {max_disagreement:.1%})",
+                      values)
+
+
+def apply(decision: gate.Decision, live_check: gate.Check) -> gate.Decision:
+    """``decision`` with the live check added; a failing enabled check turns a promotion into a rejection."""
+    decision.checks.append(live_check)
+    if decision.promote and live_check.enabled and not live_check.passed:
+        decision.promote = False
+        decision.reason = f"max_live_disagreement: {live_check.detail}"
+    return decision
