@@ -123,3 +123,28 @@ def test_a_tracker_store_with_another_schema_is_a_warning_or_exit_2_when_strict(
     assert strict.code == 2 and "Traceback" not in strict.output
     assert "--strict-messages: messages: tracker store" in strict.stderr and "unknown schema" in strict.stderr
     assert not (tmp_path / "j.yml").exists()
+
+
+def test_inbox_from_a_query_log_folder(inbox_store, tmp_path):
+    """The query log as rasa_nlu's DataRouter writes it (its own logger), a line that is not JSON among them."""
+    from rasa_nlu.data_router import DataRouter
+
+    import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
+
+    folder = tmp_path / "query-log"
+    logger = DataRouter._create_query_logger(str(folder))
+    for text in tracker.UNCERTAIN + tracker.CONFIDENT + ["hi"]:
+        response = {"text": text, "intent": {"name": "greet", "confidence": 0.5}, "entities": [], "intent_ranking": [],
+                    "project": "default", "model": "model_x"}
+        logger.info("", user_input=response, project="default", model="model_x")
+    [log] = list(folder.iterdir())
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write("{truncated by a crash\n")
+    r = inbox_cli(inbox_store, "--messages", str(folder), "--json", "--output", str(tmp_path / "inbox.yml"))
+    assert r.code == 0, r.output
+    assert r.json["warnings"] == [f"{log}:8: query-log line skipped (not JSON)"]
+    assert f"{log}:8: query-log line skipped (not JSON)" in r.stderr  # logged as a warning too
+    texts = [e["text"] for e in r.json["entries"]]
+    assert sorted(texts) == sorted(tracker.UNCERTAIN + tracker.CONFIDENT) and r.json["training_examples"] == 1
+    position = {t: i for i, t in enumerate(texts)}
+    assert max(position[t] for t in tracker.UNCERTAIN) < min(position[t] for t in tracker.CONFIDENT), texts
