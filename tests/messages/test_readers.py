@@ -132,8 +132,10 @@ def test_live_agreement_equals_a_count_by_hand(tmp_path):
     assert live.check(out, out["disagreement"]).passed
     failing = live.check(out, out["disagreement"] - 0.01)
     assert failing.enabled and not failing.passed
-    decision = live.apply(gate.Decision(True, [], "better"), failing)
+    decision = live.apply(gate.Decision(True, [], "better"), out, out["disagreement"] - 0.01)
     assert not decision.promote and decision.reason.startswith("max_live_disagreement: ")
+    assert decision.checks == [failing]
+    assert live.apply(gate.Decision(True, [], "better"), None, 0.0).checks == []  # no messages configured
     assert live.check(None, 0.1).enabled is False  # no messages compared: not applicable
     # the run's stage: from a tracker store, the newest unique messages, into report["live"]
     db = tmp_path / "rasa.db"

@@ -83,8 +83,12 @@ def check(section: dict | None, max_disagreement: float | None) -> gate.Check:
                       values)
 
 
-def apply(decision: gate.Decision, live_check: gate.Check) -> gate.Decision:
-    """``decision`` with the live check added; a failing enabled check turns a promotion into a rejection."""
+def apply(decision: gate.Decision, section: dict | None, max_disagreement: float | None) -> gate.Decision:
+    """``decision`` with the live check added (nothing when no messages are configured: ``section`` None); a
+    failing enabled check turns a promotion into a rejection."""
+    if section is None:
+        return decision
+    live_check = check(section, max_disagreement)
     decision.checks.append(live_check)
     if decision.promote and live_check.enabled and not live_check.passed:
         decision.promote = False
