@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nlu_ci.commands.options import COMMON, MESSAGES
 from nlu_ci.commands.result import Result
-from nlu_ci.errors import ConfigError, DataError
+from nlu_ci.errors import ConfigError, DataError, StoreError
 from nlu_ci.registry import backends
 from nlu_ci.registry.store import atomic_write_text, iso, now_utc
 
@@ -45,6 +45,8 @@ def main(settings, args: argparse.Namespace) -> Result:
 
     if args.limit < 1:
         raise ConfigError(f"inbox: --limit {args.limit} must be at least 1")
+    if args.inbox_file and args.inbox_file.is_dir():
+        raise ConfigError(f"inbox: --output {args.inbox_file} is a folder, not a file")
     batch = sources.read(settings)
     if batch.source is None:
         raise ConfigError("inbox: set --messages / NLU_CI_MESSAGES_URL (or NLU_CI_MESSAGES_URL_FILE)")
@@ -61,9 +63,9 @@ def main(settings, args: argparse.Namespace) -> Result:
     yaml_text = inbox_yaml.render(built["entries"], source=batch.source, model=active, made=iso(now_utc()))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"inbox: --output {path}: cannot create its folder ({err.strerror or err})") from None
-    atomic_write_text(path, yaml_text)
+        atomic_write_text(path, yaml_text)
+    except (OSError, StoreError) as err:
+        raise ConfigError(f"inbox: --output {path}: cannot write ({getattr(err, 'strerror', None) or err})") from None
     entries = built.pop("entries")
     data = dict(built, **batch.summary(), file=str(path), model=active, data=data_from,
                 candidate=candidate.name if candidate else None, entries=[e.to_dict() for e in entries])
