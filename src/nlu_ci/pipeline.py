@@ -21,6 +21,7 @@ from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import read_config, train
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, LockedError, NluCiError, StoreError, Terminated
 from nlu_ci.evaluation import EvaluationResult
+from nlu_ci.messages import live
 from nlu_ci.model_metadata import model_metadata
 from nlu_ci.outputs import RunRecord, channels
 from nlu_ci.policy import Policy, load_policy
@@ -182,9 +183,11 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
     if scored.active is not None:
         report["active"] = reports.model_section(active_name, store.dir / active_name, scored.active)
     _write_predictions(registry, report, scored.tested, scored.candidate, scored.active, stamp)
+    live_section = live.stage(settings, candidate_model, scored.active_model, report)  # report["live"], docs/inbox.md
 
     with stage("decide"):
         decision = _decide(policy, scored, candidate_model)
+        live.apply(decision, live_section, policy.max_live_disagreement)  # a gate check only with --messages
         report["decision"] = decision.to_dict()
         log.info("decision: %s — %s", "promote" if decision.promote else "keep the active model", decision.reason)
         log.info("checks:\n%s", gate.format_checks(decision))

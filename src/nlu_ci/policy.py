@@ -75,6 +75,7 @@ class Policy:
     entity_f1: EntityF1 = field(default_factory=EntityF1)
     must_pass: tuple[MustPass, ...] = ()
     must_pass_file: str | None = None
+    max_live_disagreement: float | None = None  # off: the live agreement is reported only (messages/live.py)
     source: str = "built-in"
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +91,7 @@ _TOP = {
     "min_intent_f1": "fraction", "min_improvement": "fraction", "non_inferiority_margin": "fraction",
     "significance": "section", "bootstrap": "section", "per_intent_max_drop": "fraction",
     "min_support": "count", "entity_f1": "section", "must_pass": "path",
+    "max_live_disagreement": "fraction",
 }
 _SIGNIFICANCE = ("test", "alpha", "direction")
 _BOOTSTRAP = ("resamples", "seed", "gate", "confidence")
@@ -281,6 +283,7 @@ def parse_policy(raw: Any, where: str, base_dir: Path | None = None) -> Policy:
         entity_f1=_entity_f1(where, raw.get("entity_f1", {})),
         must_pass=must_pass,
         must_pass_file=must_pass_file,
+        max_live_disagreement=_optional_fraction(where, "max_live_disagreement", raw.get("max_live_disagreement")),
         source=where,
     )
 

@@ -81,6 +81,22 @@ OPTIONS: list[Option] = [
     Option("review_url_base", "NLU_CI_REVIEW_URL_BASE", None,
            "URL where the project's store folder is served: the review page is BASE/reports/<run>.html "
            "(linked from Slack and the check summary); unset: its path in the store"),
+    # -- production messages (nlu-ci inbox; docs/inbox.md)
+    Option("messages", "NLU_CI_MESSAGES_URL", None,
+           "production user messages: a Rasa SQL tracker store URL (sqlite:///path, postgresql://...) or a "
+           "rasa_nlu query-log folder; unset: none are read"),
+    Option("messages_url_file", "NLU_CI_MESSAGES_URL_FILE", None,
+           "a file holding that URL (a mounted Secret; wins over NLU_CI_MESSAGES_URL); its password is redacted",
+           "path"),
+    Option("messages_limit", "NLU_CI_MESSAGES_LIMIT", 5000, "read at most the newest N user events (before the filters)", "int"),
+    Option("messages_max_age_days", "NLU_CI_MESSAGES_MAX_AGE_DAYS", 30.0, "read only messages of the last N days",
+           "float"),
+    Option("mask_messages", "NLU_CI_MASK_MESSAGES", True,
+           "replace e-mail addresses and runs of 6+ digits with <email>/<number> as messages are read", "bool"),
+    Option("strict_messages", "NLU_CI_STRICT_MESSAGES", False,
+           "a message source that is down, has an unknown schema or bad lines fails the command (exit 2)", "bool"),
+    Option("live_messages", "NLU_CI_LIVE_MESSAGES", 500,
+           "run: candidate and active predict the newest N unique production messages (the report's 'live')", "int"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),

@@ -7,6 +7,7 @@ from nlu_ci.commands import (  # one name a line: additions do not collide
     check,
     compare,
     evaluate,
+    inbox,
     report,
     rollback,
     run,
@@ -30,6 +31,7 @@ COMMANDS = [
     validate,
     serve_models,
     serve,
+    inbox,
 ]
 
 __all__ = ["COMMANDS", "Result"]

@@ -9,3 +9,6 @@ RUN = COMMON + PLATFORM + DATA + [
     "kubernetes", "pod_name", "pod_namespace", "pod_uid", "job_name", "job_uid", "lease_name", "lease_duration",
     "restart_deployment",
 ]
+MESSAGES = ["messages", "messages_url_file", "messages_limit", "messages_max_age_days", "mask_messages", "strict_messages"]
+LIVE = MESSAGES + ["live_messages"]  # run and check: the live agreement (messages/live.py)
+RUN = RUN + LIVE
