@@ -13,6 +13,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 command -v buildah >/dev/null 2>&1 || need+=(buildah)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+# PostgreSQL 15: the tracker-store tests start a real server (initdb/pg_ctl in a temp folder, as nobody)
+{ command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ]; } || need+=(postgresql)
+command -v git >/dev/null 2>&1 || need+=(git)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-system.sh: please install: ${need[*]} (Debian packages); tests that need them will be skipped" >&2
@@ -25,5 +28,5 @@ apt-get "${apt_opts[@]}" update -qq
 # shellcheck disable=SC2046
 apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
 # the packages start system services where an init system runs; the tests start their own instances
-for svc in prometheus prometheus-pushgateway; do service "$svc" stop >/dev/null 2>&1 || true; done
+for svc in prometheus prometheus-pushgateway postgresql; do service "$svc" stop >/dev/null 2>&1 || true; done
 echo "installed: $(printf '%s ' "${need[@]}" | tr ' ' '\n' | sort -u | tr '\n' ' ')"
