@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
-from nlu_ci.engine import configcheck
+from nlu_ci.engine import child, configcheck
 from nlu_ci.errors import ConfigError, RuntimeFailure, Terminated
 from nlu_ci.yamlfile import read_yaml
 
@@ -64,11 +64,18 @@ def extracts_entities(cfg) -> bool:
 
 def train(config_path: Path | str, training_data, out_dir: Path, cfg=None) -> Path:
     """Train on ``training_data`` (rasa_nlu TrainingData) and persist into ``out_dir`` (must not exist).
-    ``cfg``: the config as ``read_config`` returned it, when the caller has read it already."""
-    from rasa_nlu.model import Trainer
+    ``cfg``: the config as ``read_config`` returned it, when the caller has read it already.
 
+    The fit and the persisting run in a forked child process (``engine.child``): a SIGTERM during a fit of
+    minutes stops the job within a second instead of when the C code returns."""
     if cfg is None:
         cfg, _ = read_config(config_path)
+    return child.call(lambda: _train_here(config_path, cfg, training_data, Path(out_dir)), "training")
+
+
+def _train_here(config_path: Path | str, cfg, training_data, out_dir: Path) -> Path:
+    from rasa_nlu.model import Trainer
+
     try:
         trainer = Trainer(cfg)
     except Exception as err:
@@ -83,7 +90,6 @@ def train(config_path: Path | str, training_data, out_dir: Path, cfg=None) -> Pa
         raise RuntimeFailure("training ran out of memory") from None
     except Exception as err:
         raise RuntimeFailure(f"training failed in rasa_nlu: {type(err).__name__}: {err}") from err
-    out_dir = Path(out_dir)
     try:
         persisted = trainer.persist(str(out_dir.parent), project_name="", fixed_model_name=out_dir.name)
     except OSError as err:
