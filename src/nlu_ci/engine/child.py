@@ -80,12 +80,7 @@ def isolated() -> bool:
     return hasattr(os, "fork") and threading.current_thread() is threading.main_thread()
 
 
-def call(fn: Callable[[], Any], what: str = "training") -> Any:
-    """``fn()`` in a forked child; its return value (picklable) or the error it raised.
-
-    A signal handler's exception raised while waiting propagates after the child is killed and reaped."""
-    if not isolated():
-        return fn()
+def _spawn(fn: Callable[[], Any]) -> tuple[int, Any]:
     reader, writer = multiprocessing.Pipe(duplex=False)
     parent = os.getpid()
     sys.stdout.flush()
@@ -95,30 +90,93 @@ def call(fn: Callable[[], Any], what: str = "training") -> Any:
         reader.close()
         _child(fn, writer, parent)
     writer.close()
-    done = False
+    return pid, reader
+
+
+def _answer(pid: int, reader, what: str) -> Any:
+    """The child's result (or its error raised here) once it has answered or died; reaps it."""
+    payload = None
     try:
-        payload = None
-        try:
-            payload = reader.recv_bytes()
-        except EOFError:
-            pass  # the child died without an answer: its exit status says how
-        _, status = os.waitpid(pid, 0)
-        done = True
-        if payload is None:
-            if os.WIFSIGNALED(status):
-                name = signal.Signals(os.WTERMSIG(status)).name
-                raise RuntimeFailure(f"{what} process was killed by {name} (out of memory?)")
-            raise RuntimeFailure(f"{what} process ended with exit code {os.WEXITSTATUS(status)} and no result")
-        kind, value = pickle.loads(payload)  # noqa: S301 - our own child's answer over our own pipe
-        if kind == "error":
-            raise value
-        return value
+        payload = reader.recv_bytes()
+    except EOFError:
+        pass  # the child died without an answer: its exit status says how
     finally:
         reader.close()
-        if not done:  # a signal (or anything) interrupted the wait: nothing of the child may outlive us
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    _, status = os.waitpid(pid, 0)
+    if payload is None:
+        if os.WIFSIGNALED(status):
+            name = signal.Signals(os.WTERMSIG(status)).name
+            raise RuntimeFailure(f"{what} process was killed by {name} (out of memory?)")
+        raise RuntimeFailure(f"{what} process ended with exit code {os.WEXITSTATUS(status)} and no result")
+    kind, value = pickle.loads(payload)  # noqa: S301 - our own child's answer over our own pipe
+    if kind == "error":
+        raise value
+    return value
+
+
+def _stop(pids, what: str) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        try:
             os.waitpid(pid, 0)
-            log.info("%s process %d stopped", what, pid)
+        except ChildProcessError:
+            pass
+        log.info("%s process %d stopped", what, pid)
+
+
+def call(fn: Callable[[], Any], what: str = "training") -> Any:
+    """``fn()`` in a forked child; its return value (picklable) or the error it raised.
+
+    A signal handler's exception raised while waiting propagates after the child is killed and reaped."""
+    if not isolated():
+        return fn()
+    return run_all([fn], 1, what)[0]
+
+
+def run_all(fns: list[Callable[[], Any]], workers: int, what: str) -> list[Any]:
+    """``[fn() for fn in fns]``, at most ``workers`` at a time, each in a forked child (in order of ``fns``).
+
+    The first error (or a signal while waiting) kills and reaps every running child, then propagates.
+    With one worker and one function, or where forking is not possible, the functions run here."""
+    if not isolated():
+        return [fn() for fn in fns]
+    results: list[Any] = [None] * len(fns)
+    running: dict[Any, tuple[int, int]] = {}  # reader -> (pid, index)
+    todo = list(enumerate(fns))
+    try:
+        while todo or running:
+            while todo and len(running) < max(1, workers):
+                index, fn = todo.pop(0)
+                pid, reader = _spawn(fn)
+                running[reader] = (pid, index)
+            for reader in multiprocessing.connection.wait(list(running)):
+                pid, index = running.pop(reader)
+                try:
+                    results[index] = _answer(pid, reader, what)
+                except BaseException:
+                    running[reader] = (pid, index) if not _reaped(pid) else (-1, index)
+                    raise
+    finally:
+        if running:
+            _stop([pid for pid, _ in running.values() if pid > 0], what)
+            for reader in running:
+                reader.close()
+    return results
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG) != (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def parallel(fns: list[Callable[[], Any]], workers: int, what: str) -> list[Any]:
+    """``[fn() for fn in fns]``: in up to ``workers`` forked children when that is more than one, else here."""
+    if workers <= 1 or len(fns) <= 1:
+        return [fn() for fn in fns]
+    return run_all(fns, workers, what)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -70,7 +72,28 @@ def train(config_path: Path | str, training_data, out_dir: Path, cfg=None) -> Pa
     minutes stops the job within a second instead of when the C code returns."""
     if cfg is None:
         cfg, _ = read_config(config_path)
-    return child.call(lambda: _train_here(config_path, cfg, training_data, Path(out_dir)), "training")
+    data = canonical_order(training_data)
+    return child.call(lambda: _train_here(config_path, cfg, data, Path(out_dir)), "training")
+
+
+def _example_key(message) -> str:
+    entities = [{k: e.get(k) for k in ("start", "end", "entity", "value")} for e in message.get("entities") or []]
+    doc = json.dumps([message.text, message.get("intent"), entities], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(doc.encode("utf-8")).hexdigest()
+
+
+def canonical_order(training_data):
+    """The same examples in an order that depends on their content alone (SHA-256 of text, intent and
+    entities): crfsuite's passive-aggressive training and liblinear's coordinate descent depend on the order
+    examples arrive in (entity F1 0.715-0.730 across five orders of HWU64), so the same data must always
+    give the same model, whatever order a file, a folder walk or a platform export lists it in. A hash, not
+    the text itself: sorted text would cluster similar examples, which online training handles worse."""
+    from rasa_nlu.training_data import TrainingData
+
+    examples = sorted(training_data.training_examples, key=_example_key)
+    return TrainingData(examples, entity_synonyms=dict(training_data.entity_synonyms),
+                        regex_features=list(training_data.regex_features),
+                        lookup_tables=list(training_data.lookup_tables))
 
 
 def _train_here(config_path: Path | str, cfg, training_data, out_dir: Path) -> Path:
