@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any
 
-from nlu_ci import __version__, redact
+from nlu_ci import __version__, cpus, redact
 from nlu_ci import settings as settings_mod
 from nlu_ci.commands import COMMANDS
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, NluCiError
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     setup_logging(settings.log_level, settings.log_format)
     restrict_umask()  # nothing this process writes (models, reports, predictions) is world-readable
+    cpus.set_workers(settings.workers)  # parallel fits use the pod's CPU limit unless NLU_CI_WORKERS says
     try:
         result = args._command.main(settings, args)
     except NluCiError as err:

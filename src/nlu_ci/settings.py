@@ -54,6 +54,8 @@ OPTIONS: list[Option] = [
     Option("output", "NLU_CI_OUTPUT", "text", "what to print on stdout", "choice", ("text", "json")),
     Option("log_level", "NLU_CI_LOG_LEVEL", "INFO", "log level", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Option("log_format", "NLU_CI_LOG_FORMAT", "text", "log line format on stderr", "choice", ("text", "json")),
+    Option("workers", "NLU_CI_WORKERS", 0,
+           "processes for parallel fits (calibration folds); 0: the container's CPU limit (cgroup)", "int"),
     # -- Rasa Platform
     Option("platform_host", "RASA_PLATFORM_HOST", None, "Rasa Platform base URL; set = use the platform"),
     Option("api_token", "RASA_API_TOKEN", None, "platform API token (prefer RASA_API_TOKEN_FILE)", "secret",

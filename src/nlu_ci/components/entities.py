@@ -31,7 +31,7 @@ import nlu_ci.components.options as options
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
 from nlu_ci.components.calibration import CALIBRATIONS, ScoreCalibrator
 from nlu_ci.components.entity_folds import out_of_fold, span_scores
-from nlu_ci.components.tagging import SCHEMES, tags_from_entities
+from nlu_ci.components.tagging import SCHEMES, seed_crfsuite, tags_from_entities
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class LeanCRFEntityExtractor(EntityExtractor):
                         "boundaries and were left out of training", skipped)
         with tempfile.TemporaryDirectory(prefix="nlu-ci-crf-") as tmp:
             path = os.path.join(tmp, "model.crfsuite")
+            seed_crfsuite(int(c["random_state"] or 0))
             trainer.train(path)
             with open(path, "rb") as fh:
                 self.model = fh.read()

@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nlu_ci.components.tagging import spans_from_tags
+from nlu_ci import cpus
+from nlu_ci.components.tagging import seed_crfsuite, spans_from_tags
+from nlu_ci.engine import child
 
 Sequence = tuple[list[list[str]], list[str]]  # (features per token, gold tags)
 
@@ -32,31 +34,44 @@ def out_of_fold(sequences: list[Sequence], make_trainer: Callable, folds: int, s
 
     At most ``sample`` sequences (a seeded random subset; 0: all) take part; empty arrays when there are
     fewer sequences than folds."""
-    import pycrfsuite
-
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(sequences))[: sample or len(sequences)]
     if folds < 2 or len(pick) < folds:
         return np.zeros(0), np.zeros(0)
     which = np.arange(len(pick)) % folds
+    with tempfile.TemporaryDirectory(prefix="nlu-ci-crf-folds-") as tmp:
+        def fold(k: int) -> Callable[[], tuple[list[float], list[bool]]]:
+            return lambda: _fold(sequences, make_trainer, pick[which != k], pick[which == k],
+                                 os.path.join(tmp, f"fold{k}.crfsuite"), seed + 1 + k)
+
+        # each fold in its own process (the pod's CPUs: ``cpus.workers``); results in fold order, so the
+        # calibration is the same whatever the number of workers
+        parts = child.parallel([fold(k) for k in range(folds)], cpus.workers(), "entity calibration fold")
+    scores = [s for part, _ in parts for s in part]
+    correct = [c for _, part in parts for c in part]
+    return np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=bool)
+
+
+def _fold(sequences: list[Sequence], make_trainer: Callable, train: np.ndarray, held: np.ndarray,
+          path: str, seed: int) -> tuple[list[float], list[bool]]:
+    import pycrfsuite
+
+    trainer = make_trainer()
+    for i in train:
+        trainer.append(*sequences[i])
+    seed_crfsuite(seed)
+    trainer.train(path)
+    tagger = pycrfsuite.Tagger()
+    tagger.open(path)
     scores: list[float] = []
     correct: list[bool] = []
-    with tempfile.TemporaryDirectory(prefix="nlu-ci-crf-folds-") as tmp:
-        for k in range(folds):
-            trainer = make_trainer()
-            for i in pick[which != k]:
-                trainer.append(*sequences[i])
-            path = os.path.join(tmp, f"fold{k}.crfsuite")
-            trainer.train(path)
-            tagger = pycrfsuite.Tagger()
-            tagger.open(path)
-            try:
-                for i in pick[which == k]:
-                    features, gold_tags = sequences[i]
-                    gold = set(spans_from_tags(gold_tags))
-                    for first, last, name, score in span_scores(tagger, features):
-                        scores.append(score)
-                        correct.append((first, last, name) in gold)
-            finally:
-                tagger.close()
-    return np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=bool)
+    try:
+        for i in held:
+            features, gold_tags = sequences[i]
+            gold = set(spans_from_tags(gold_tags))
+            for first, last, name, score in span_scores(tagger, features):
+                scores.append(score)
+                correct.append((first, last, name) in gold)
+    finally:
+        tagger.close()
+    return scores, correct

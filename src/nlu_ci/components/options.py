@@ -54,3 +54,10 @@ def ngram_range(config: Mapping[str, Any], component: str, key: str, *, optional
         isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 20 for v in value) and value[0] <= value[1]
     if not ok:
         _fail(component, key, value, "[low, high] with 1 <= low <= high <= 20")
+
+
+def one_of(config: Mapping[str, Any], component: str, key: str, allowed: tuple) -> None:
+    """One of ``allowed`` values of any type, compared by type as well (``1`` is not ``True``)."""
+    value = config.get(key)
+    if not any(type(value) is type(a) and value == a for a in allowed):
+        _fail(component, key, value, "one of " + ", ".join(_shown(a) for a in allowed))

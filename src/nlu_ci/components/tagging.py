@@ -51,3 +51,17 @@ def spans_from_tags(tags: list[str]) -> list[tuple[int, int, str]]:
         spans.append((i, j, name))
         i = j + 1
     return spans
+
+
+def seed_crfsuite(seed: int) -> None:
+    """crfsuite's online trainers (pa, ap, arow) shuffle the instances every epoch with the C library's
+    ``rand()`` (crfsuite's ``dataset_shuffle``). Unseeded, a model depends on every ``rand()`` call before
+    it in the process: on how many models were trained before (config selection, calibration folds) and
+    in which process (a parallel fold starts from the state at fork time). Seeded before each training,
+    the same data gives the same CRF anywhere."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+    except (OSError, AttributeError):  # no C library symbols to reach: order-dependent, as before
+        pass

@@ -1,0 +1,182 @@
+"""Run one long C-heavy call (a model fit) in a forked child process, so the job stays responsive to signals.
+
+Why: Python runs a signal handler only between bytecodes of the main thread. While liblinear or crfsuite
+fit a model (minutes at 100k examples) the SIGTERM that Kubernetes sends waits for the fit to return, past
+the pod's grace period (then SIGKILL: no ``failed`` record, no metrics push, the Lease held for its
+duration). Here the parent only waits on a pipe, which a signal interrupts at once (PEP 475: the wait is
+not retried when the handler raises): the handler's exception propagates, the child is killed with
+SIGKILL and reaped before the exception leaves ``call``, so nothing writes after it.
+
+The child is a ``fork`` of the parent (no re-import, the training data shared copy-on-write), asks the
+kernel to kill it when the parent dies (``PR_SET_PDEATHSIG``: a ``kill -9`` of the job never leaves a
+training orphan holding the store's lock descriptor), ignores SIGINT (Ctrl-C reaches the whole process
+group; the parent decides) and ends with ``os._exit`` (no atexit handlers, no flush of the parent's
+buffers). Its result, or the ``NluCiError`` it raised, comes back pickled over the pipe; any other
+exception arrives as a ``RuntimeFailure`` naming its type.
+
+Where ``fork`` is missing, or when called outside the main thread, ``call`` runs the function in-process.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from nlu_ci.errors import NluCiError, RuntimeFailure
+
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's finally still kills us
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(70)
+
+
+def _child(fn: Callable[[], Any], writer, parent: int) -> None:
+    code = 0
+    try:
+        _die_with_parent(parent)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            answer: tuple = ("ok", fn())
+        except NluCiError as err:
+            answer = ("error", err)
+        except MemoryError:
+            answer = ("error", RuntimeFailure("training ran out of memory"))
+        except BaseException as err:  # noqa: BLE001 - everything is reported to the parent
+            answer = ("error", RuntimeFailure(f"{type(err).__name__}: {err}"))
+        try:
+            payload = pickle.dumps(answer)
+        except Exception as err:  # noqa: BLE001 - an unpicklable result or exception
+            payload = pickle.dumps(("error", RuntimeFailure(f"cannot return the result: {err}")))
+        writer.send_bytes(payload)
+        writer.close()
+    except BaseException:  # noqa: BLE001 - the parent sees the exit code
+        code = 70
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def isolated() -> bool:
+    """Whether ``call`` runs its function in a child process here."""
+    return hasattr(os, "fork") and threading.current_thread() is threading.main_thread()
+
+
+def _spawn(fn: Callable[[], Any]) -> tuple[int, Any]:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (its coverage is the parent's result)
+        reader.close()
+        _child(fn, writer, parent)
+    writer.close()
+    return pid, reader
+
+
+def _answer(pid: int, reader, what: str) -> Any:
+    """The child's result (or its error raised here) once it has answered or died; reaps it."""
+    payload = None
+    try:
+        payload = reader.recv_bytes()
+    except EOFError:
+        pass  # the child died without an answer: its exit status says how
+    finally:
+        reader.close()
+    _, status = os.waitpid(pid, 0)
+    if payload is None:
+        if os.WIFSIGNALED(status):
+            name = signal.Signals(os.WTERMSIG(status)).name
+            raise RuntimeFailure(f"{what} process was killed by {name} (out of memory?)")
+        raise RuntimeFailure(f"{what} process ended with exit code {os.WEXITSTATUS(status)} and no result")
+    kind, value = pickle.loads(payload)  # noqa: S301 - our own child's answer over our own pipe
+    if kind == "error":
+        raise value
+    return value
+
+
+def _stop(pids, what: str) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        log.info("%s process %d stopped", what, pid)
+
+
+def call(fn: Callable[[], Any], what: str = "training") -> Any:
+    """``fn()`` in a forked child; its return value (picklable) or the error it raised.
+
+    A signal handler's exception raised while waiting propagates after the child is killed and reaped."""
+    if not isolated():
+        return fn()
+    return run_all([fn], 1, what)[0]
+
+
+def run_all(fns: list[Callable[[], Any]], workers: int, what: str) -> list[Any]:
+    """``[fn() for fn in fns]``, at most ``workers`` at a time, each in a forked child (in order of ``fns``).
+
+    The first error (or a signal while waiting) kills and reaps every running child, then propagates.
+    With one worker and one function, or where forking is not possible, the functions run here."""
+    if not isolated():
+        return [fn() for fn in fns]
+    results: list[Any] = [None] * len(fns)
+    running: dict[Any, tuple[int, int]] = {}  # reader -> (pid, index)
+    todo = list(enumerate(fns))
+    try:
+        while todo or running:
+            while todo and len(running) < max(1, workers):
+                index, fn = todo.pop(0)
+                pid, reader = _spawn(fn)
+                running[reader] = (pid, index)
+            for reader in multiprocessing.connection.wait(list(running)):
+                pid, index = running.pop(reader)
+                try:
+                    results[index] = _answer(pid, reader, what)
+                except BaseException:
+                    running[reader] = (pid, index) if not _reaped(pid) else (-1, index)
+                    raise
+    finally:
+        if running:
+            _stop([pid for pid, _ in running.values() if pid > 0], what)
+            for reader in running:
+                reader.close()
+    return results
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG) != (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def parallel(fns: list[Callable[[], Any]], workers: int, what: str) -> list[Any]:
+    """``[fn() for fn in fns]``: in up to ``workers`` forked children when that is more than one, else here."""
+    if workers <= 1 or len(fns) <= 1:
+        return [fn() for fn in fns]
+    return run_all(fns, workers, what)

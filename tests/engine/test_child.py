@@ -1,0 +1,94 @@
+"""engine.child: fits in forked children — results, errors, order, and nothing outlives a stop."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from nlu_ci import cpus
+from nlu_ci.engine import child
+from nlu_ci.errors import ConfigError, RuntimeFailure
+
+
+def test_results_come_back_in_order_from_other_processes():
+    me = os.getpid()
+    out = child.run_all([lambda i=i: (i, os.getpid()) for i in range(5)], 2, "test")
+    assert [i for i, _ in out] == list(range(5))
+    assert all(pid != me for _, pid in out)
+
+
+def test_an_nlu_ci_error_keeps_its_type_and_message_and_others_become_runtime_failures():
+    def bad_config():
+        raise ConfigError("nlu_config.yml: pipeline[0]: unknown component 'X'")
+
+    with pytest.raises(ConfigError, match="unknown component 'X'"):
+        child.call(bad_config)
+    with pytest.raises(RuntimeFailure, match="ZeroDivisionError"):
+        child.call(lambda: 1 / 0)
+
+
+def test_a_child_that_dies_is_a_runtime_failure_naming_the_signal():
+    with pytest.raises(RuntimeFailure, match="killed by SIGKILL"):
+        child.call(lambda: os.kill(os.getpid(), signal.SIGKILL), "training")
+
+
+def test_a_signal_while_waiting_kills_and_reaps_every_child():
+    pids_file = f"/tmp/nlu-ci-child-test-{os.getpid()}"
+
+    def slow():
+        with open(pids_file, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        time.sleep(60)
+
+    class Stop(BaseException):
+        pass
+
+    def handler(signum, frame):
+        raise Stop
+
+    before = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(Stop):
+            child.run_all([slow, slow], 2, "test")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before)
+    assert time.monotonic() - t0 < 5
+    pids = [int(p) for p in open(pids_file).read().split()]
+    os.unlink(pids_file)
+    assert len(pids) == 2
+    for pid in pids:  # reaped: not even a zombie is left
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_workers_follow_the_cgroup_quota(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cpus.quota(tmp_path) == 1.5
+    assert cpus.available(tmp_path) == min(2, len(os.sched_getaffinity(0)))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpus.quota(tmp_path) is None and cpus.available(tmp_path) == len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert cpus.available(tmp_path) == 1
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpus.quota(v1) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    assert cpus.quota(v1) == 1.0
+
+
+def test_nlu_ci_workers_overrides_the_limit():
+    try:
+        cpus.set_workers(7)
+        assert cpus.workers() == 7
+        cpus.set_workers(0)
+        assert cpus.workers() == cpus.available()
+    finally:
+        cpus.set_workers(0)
