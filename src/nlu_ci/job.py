@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 from nlu_ci import kube
-from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, LockedError, NluCiError, Terminated
+from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, LockedError, NluCiError, StoreError, Terminated
 from nlu_ci.outputs import RunRecord, channels
 from nlu_ci.redact import redact
 from nlu_ci.registry import backends
 from nlu_ci.registry.base import Registry
-from nlu_ci.registry.store import ModelStore, iso, now_utc
+from nlu_ci.registry.store import ModelStore, atomic_write_text, iso, now_utc
 from nlu_ci.report import document
 from nlu_ci.report.model import RunReport
 from nlu_ci.runlock import RunLock
@@ -114,7 +114,7 @@ class Job:
                 self._write_record()
             if self.settings.report:
                 try:
-                    document.write(report, Path(self.settings.report))
+                    save_text(Path(self.settings.report), document.to_json(report) + "\n")
                 except NluCiError as err:
                     log.error("cannot write --report: %s", err)
             if self.lock is not None:
@@ -128,7 +128,8 @@ class Job:
                 history = self.store.history()
             except (OSError, NluCiError):
                 history = None
-        record = RunRecord(store_dir=store_dir, reports_dir=store_dir / "reports", stamp=self.stamp, history=history)
+        record = RunRecord(store_dir=store_dir, reports_dir=store_dir / "reports", stamp=self.stamp, history=history,
+                           save=save_text)
         try:
             outputs = channels.build(self.settings, kube_session=self.lock.kube if self.lock is not None else None)
         except Exception as err:  # noqa: BLE001
@@ -143,6 +144,15 @@ class Job:
         except NluCiError as err:
             log.error("cannot record the run in the store: %s", err)
             self.report.warnings.append(str(err))
+
+
+def save_text(path: Path, text: str) -> None:
+    """``text`` into ``path`` atomically (its folder made first); ``StoreError`` when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"{path.parent}: cannot create: {err.strerror or err}") from None
+    atomic_write_text(path, text)
 
 
 def history_line(report: RunReport) -> dict:

@@ -140,7 +140,8 @@ def synthetic_report(tmp: Path) -> tuple[RunReport, list[dict]]:
 
 def test_user_data_is_text_never_markup(tmp_path):
     report, rows = synthetic_report(tmp_path)
-    path = page.write(report, tmp_path / "page.html", rows)
+    path = tmp_path / "page.html"
+    path.write_text(page.render(report, rows))
     html = path.read_text()
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;" in html

@@ -8,6 +8,7 @@ from pathlib import Path
 from nlu_ci.commands.options import COMMON
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import ConfigError, DataError, NluCiError
+from nlu_ci.job import save_text
 from nlu_ci.registry import backends
 from nlu_ci.review import page
 
@@ -39,7 +40,8 @@ def find_report(reports_dir: Path, run: str | None) -> Path:
 def _write_page(report, target: Path, report_file: Path) -> Path:
     """The page of any stored run (promoted ... locked); a report it cannot show is one line, exit 2."""
     try:
-        return page.write(report, target)
+        save_text(target, page.html(report))
+        return target
     except NluCiError:
         raise
     except Exception as err:  # a hand-edited or foreign report: say which file, never a traceback

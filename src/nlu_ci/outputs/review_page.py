@@ -29,8 +29,9 @@ class ReviewPageChannel:
             return None  # nothing was trained and evaluated: nothing to review
         from nlu_ci.review import page
 
+        path = page.page_path(record.reports_dir, record.stamp)
         try:
-            path = page.write(report, page.page_path(record.reports_dir, record.stamp))
+            record.save(path, page.html(report))
         except Exception as err:  # noqa: BLE001 - a page that cannot be made never fails the run
             log.warning("review page not written: %s", redact(err))
             return {"path": None, "url": None, "error": redact(" ".join(str(err).split()))}

@@ -1,23 +1,16 @@
-"""The run report as a file (one JSON document per run; keys stable, see docs/architecture.md) and as a few
-lines for people (``nlu-ci run`` without ``--json``)."""
+"""The run report as a JSON document (one per run; keys stable, see docs/architecture.md; the store and
+``--report`` keep it) and as a few lines for people (``nlu-ci run`` without ``--json``)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from nlu_ci.redact import redact
-from nlu_ci.registry.store import atomic_write_text
 from nlu_ci.report.model import RunReport
 from nlu_ci.report.views import failed_checks, fmt
 
 
 def to_json(report: RunReport) -> str:
     return redact(json.dumps(RunReport.coerce(report).to_dict(), indent=2, sort_keys=True, default=str))
-
-
-def write(report: RunReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, to_json(report) + "\n")
 
 
 def summary(report: RunReport) -> str:

@@ -2,8 +2,8 @@
 
 ``render(report, rows)`` builds it from the run report and its per-utterance predictions with Jinja2
 (autoescaping on: utterances and intent names are user data, a ``<script>`` in one is shown as text; the
-page's Content-Security-Policy forbids scripts as a second line of defence). ``write`` puts it beside the
-report as ``reports/<stamp>.html``.
+page's Content-Security-Policy forbids scripts as a second line of defence). ``html`` is the page of a stored
+report; the review page channel and ``nlu-ci report`` save it beside the report as ``reports/<stamp>.html``.
 """
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nlu_ci.errors import DataError, StoreError
+from nlu_ci.errors import DataError
 from nlu_ci.redact import redact
-from nlu_ci.registry.store import atomic_write_text
 from nlu_ci.report import views
 from nlu_ci.report.model import RunReport
 from nlu_ci.review import content, svg
@@ -106,18 +105,12 @@ def page_path(reports_dir: Path, stamp: str) -> Path:
     return Path(reports_dir) / f"{stamp}.html"
 
 
-def write(report: RunReport | Mapping[str, Any], path: Path, rows: list[dict] | None = None) -> Path:
-    """Render the page (rows: from ``report['predictions_file']`` unless given) and write it atomically."""
+def html(report: RunReport | Mapping[str, Any], rows: list[dict] | None = None) -> str:
+    """The page (rows: from ``report['predictions_file']`` unless given); the caller saves it beside the report."""
     report = RunReport.coerce(report)
     if rows is None:
         rows = load_predictions(report.sections.get("predictions_file"))
-    html = render(report, rows)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, html)
-    except OSError as err:
-        raise StoreError(f"cannot write the review page {path}: {err.strerror or err}") from None
-    return path
+    return render(report, rows)
 
 
 def read_report(path: Path) -> RunReport:
