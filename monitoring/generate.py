@@ -5,7 +5,7 @@
     python monitoring/generate.py --check               # exit 1 if the committed files are not what this writes
     python monitoring/generate.py --no-promotion-days 30 --max-f1-drop 0.05 --out-dir /tmp/mon
 
-Every query reads the series that ``nlu_ci.metrics`` pushes (job ``nlu_ci``, grouping label ``project``);
+Every query reads the series that ``nlu_ci.outputs.prometheus`` pushes (job ``nlu_ci``, grouping label ``project``);
 Prometheus must scrape the Pushgateway with ``honor_labels: true``. The panel queries are tested against a real
 Prometheus (tests/observability/test_e2e_prometheus.py), the rules with ``promtool test rules``
 (monitoring/alerts.test.yml). Plain Python, no dependency: the output is the reviewable artefact.

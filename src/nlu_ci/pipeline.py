@@ -1,48 +1,115 @@
-"""The nightly job, stage by stage: lock → load → split → (skip?) → train → evaluate → decide → promote → report.
+"""The nightly job: load → skip if unchanged → train → evaluate → decide → record, under the run's lock.
 
-This module knows the order and the outcomes; each stage lives in its own module, where models live is
-the registry's business (``registry/``), what a finished run tells the world is the output channels'
-(``outputs/``). ``run(settings)`` never raises: it returns the report (a dict, keys in
-docs/architecture.md) whose ``exit_code`` the CLI uses. Nothing here can make a half-written model
-active (see ``registry.store``).
+This module knows the order and the outcomes; each stage lives in its own module and returns what it found,
+which ``run`` puts into the typed run report (``report.model.RunReport``; JSON keys in docs/architecture.md).
+Where models live is the registry's business (``registry/``), what a finished run tells the world the
+output channels' (``outputs/``). ``run(settings)`` never raises: it returns the report, whose ``exit_code``
+the CLI uses. Nothing here can make a half-written model active (see ``registry.store``).
 """
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nlu_ci import dataset, gate, kube
-from nlu_ci import report as reports
 from nlu_ci.data import stage as data_stage
 from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import read_config, train
-from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, LockedError, NluCiError, StoreError, Terminated
+from nlu_ci.errors import EXIT_OK, StoreError
 from nlu_ci.evaluation import EvaluationResult
+from nlu_ci.job import Job
 from nlu_ci.messages import live
 from nlu_ci.model_metadata import model_metadata
-from nlu_ci.outputs import RunRecord, channels
 from nlu_ci.policy import Policy, load_policy
-from nlu_ci.redact import redact
-from nlu_ci.registry import backends
-from nlu_ci.registry.base import Registry
+from nlu_ci.registry.base import Evaluated
 from nlu_ci.registry.store import iso, now_utc
-from nlu_ci.runlock import RunLock
+from nlu_ci.report.model import DataInfo, DecisionRecord, ModelScores, RunReport
 from nlu_ci.settings import Settings
-from nlu_ci.stages import Stages, TerminationRequested, signals_deferred, sigterm_raises
 
 log = logging.getLogger(__name__)
 
 VALIDATION_SALT_SUFFIX = ":validation"
 
 
-# ---------------------------------------------------------------- stage helpers (one job each)
+def run(settings: Settings) -> RunReport:
+    """Run the job once. Returns the report (never raises; ``report.exit_code`` tells the CLI)."""
+    with Job(settings) as job:  # stop signals, a scratch dir; errors become outcomes; records the run at the end
+        job.lock_store()
+        inputs = load(job)
+        if skip_if_unchanged(job, inputs):
+            return job.report
+        candidate = train_candidate(job, inputs)
+        scored = evaluate(job, inputs, candidate)
+        decision = decide(job, inputs, candidate, scored)
+        record(job, inputs, candidate, decision)
+    return job.report
 
-def read_configs(settings: Settings) -> list[tuple[Path, str, Any]]:
-    """(path, text, parsed config) of each ``--config``: read and checked once, before anything is trained."""
-    return [(Path(p), *read_config(p)[::-1]) for p in settings.configs]
+
+# ---------------------------------------------------------------- what the stages return
+
+@dataclass(frozen=True)
+class Config:
+    """One ``--config``: where it is, its text (the fingerprint's) and the parsed pipeline."""
+
+    path: Path
+    text: str
+    parsed: Any
+
+
+@dataclass
+class Inputs:
+    """What ``load`` found: the configs, the policy, the data and its split."""
+
+    configs: list[Config]
+    policy: Policy
+    data: Any  # rasa_nlu TrainingData
+    split: dataset.Split
+    fingerprint: str
+    active: str | None
+    active_meta: dict | None
+
+
+@dataclass
+class Candidate:
+    """The model trained this run, in its staging dir until ``record`` commits it."""
+
+    name: str
+    staged: Path
+    config: Config
+    train_seconds: float
+    model: Model
+
+
+# ---------------------------------------------------------------- the stages, in order
+
+def read_configs(settings: Settings) -> list[Config]:
+    """Each ``--config``: read and checked once, before anything is trained."""
+    return [Config(Path(p), *read_config(p)[::-1]) for p in settings.configs]  # read_config: (parsed, text)
+
+
+def load(job: Job) -> Inputs:
+    settings, report = job.settings, job.report
+    with job.stage("load"):
+        configs = read_configs(settings)
+        policy = load_policy(settings.policy)  # a bad policy.yml/must_pass.yml fails here (exit 2), not after training
+        data_path, source = job.registry.fetch_data(job.tmp)
+        data = dataset.load_training_data(data_path, max_repair_share=settings.max_repair_share)
+    with job.stage("split"):
+        split = split_data(settings, data, data_path)
+        for warning in split.warnings:
+            report.warn(warning, log)
+        fingerprint = dataset.fingerprint(data, "\n---\n".join(c.text for c in configs), split.params)
+        report.data = DataInfo(fingerprint, source, len(data.training_examples), len(split.train.training_examples),
+                               len(split.test), sorted({m.get("intent") for m in data.training_examples
+                                                        if m.get("intent")}), split.params)
+    with job.stage("validate"):  # repairs, notes, data check findings (README "nlu-ci validate")
+        report.data.quality = data_stage.run_stage(settings, data, split, report.warnings)
+        data_stage.enforce(settings, report.data.quality)
+    active = job.registry.active()
+    return Inputs(configs, policy, data, split, fingerprint, active, _active_metadata(job, active))
 
 
 def split_data(settings: Settings, data, where: Path) -> dataset.Split:
@@ -51,208 +118,153 @@ def split_data(settings: Settings, data, where: Path) -> dataset.Split:
     return dataset.hash_split(data, settings.test_fraction, settings.split_salt, where)
 
 
-def select_config(configs: list[tuple[Path, str, Any]], train_data, settings: Settings, scratch: Path,
-                  report: dict) -> tuple[Path, str, Any]:
+def skip_if_unchanged(job: Job, inputs: Inputs) -> bool:
+    """Skipped when the active model was trained from the same data, config and split, and is intact."""
+    meta, name = inputs.active_meta, inputs.active
+    if meta and meta.get("fingerprint") == inputs.fingerprint and _intact(job, name):
+        job.report.active = ModelScores.from_dict({**ModelScores.from_result(name, job.store.dir / name).to_dict(),
+                                                   **(meta.get("metrics") or {})})
+        job.report.end("skipped", EXIT_OK)
+        log.info("skipped: the active model %s was trained from the same data and config (%s)",
+                 name, inputs.fingerprint[:19])
+        return True
+    if meta and dataset.split_params_differ(meta.get("split"), inputs.split.params):
+        job.report.warn(f"split parameters differ from the active model's ({meta.get('split')} vs "
+                        f"{inputs.split.params}): the active model may have trained on some of today's test "
+                        "examples", log)
+    return False
+
+
+def train_candidate(job: Job, inputs: Inputs) -> Candidate:
+    name = job.store.new_model_name(job.started)
+    staged = job.store.staging_dir(name)
+    with job.stage("train"):
+        config = select_config(job, inputs)
+        t0 = time.perf_counter()
+        train(config.path, inputs.split.train, staged, config.parsed)
+        seconds = time.perf_counter() - t0
+    if job.registry.uploads_candidates:
+        with job.stage("upload"):
+            job.registry.upload(staged, name, inputs.active, job.report, job.tmp)
+    return Candidate(name, staged, config, seconds, Model(staged, name))
+
+
+def select_config(job: Job, inputs: Inputs) -> Config:
     """With several configs: train each on a validation split carved from the TRAINING data (never the test set)
     and pick the best intent F1 (ties: the first listed). One config: nothing to do."""
+    configs, settings = inputs.configs, job.settings
     if len(configs) == 1:
         return configs[0]
-    inner = dataset.hash_split(train_data, settings.test_fraction, settings.split_salt + VALIDATION_SALT_SUFFIX,
+    inner = dataset.hash_split(inputs.split.train, settings.test_fraction, settings.split_salt + VALIDATION_SALT_SUFFIX,
                                "training data (validation split)")
     rows, best = [], None
-    for i, (path, _text, cfg) in enumerate(configs):
+    for i, config in enumerate(configs):
         t0 = time.perf_counter()
-        result = Model(train(path, inner.train, scratch / f"select-{i}", cfg)).evaluate(inner.test)
-        row = {"config": str(path), "validation_intent_f1": result.intent_f1,
-               "validation_entity_f1": result.entity_f1, "train_seconds": round(time.perf_counter() - t0, 3)}
-        rows.append(row)
-        log.info("candidate config %s: validation intent F1 %.4f", path, result.intent_f1)
+        result = Model(train(config.path, inner.train, job.tmp / f"select-{i}", config.parsed)).evaluate(inner.test)
+        rows.append({"config": str(config.path), "validation_intent_f1": result.intent_f1,
+                     "validation_entity_f1": result.entity_f1, "train_seconds": round(time.perf_counter() - t0, 3)})
+        log.info("candidate config %s: validation intent F1 %.4f", config.path, result.intent_f1)
         if best is None or result.intent_f1 > rows[best]["validation_intent_f1"]:
             best = i
     for i, row in enumerate(rows):
         row["chosen"] = i == best
-    report["candidates"] = rows
-    report["data"]["validation_examples"] = len(inner.test)
+    job.report.sections["candidates"] = rows
+    job.report.data.validation_examples = len(inner.test)
     return configs[best]
 
 
-# ---------------------------------------------------------------- the job
-
-def run(settings: Settings) -> dict[str, Any]:
-    """Run the job once. Returns the report (never raises; ``report['exit_code']`` tells the CLI)."""
-    started = now_utc()
-    stamp = started.strftime("%Y%m%dT%H%M%S-%f")
-    report = reports.new_report(settings.project, iso(started))
-    stage = Stages(report["durations"])
-    registry: Registry | None = None
-    lock: RunLock | None = None  # the file lock and, in a cluster, the Lease (whose session also sends Events)
-    staged: Path | None = None
-    t0 = time.perf_counter()
-    try:
-        with sigterm_raises(), tempfile.TemporaryDirectory(prefix="nlu-ci-") as tmp:
-            registry = backends.build(settings)
-            with stage("lock"):
-                registry.store.ensure()
-                lock = RunLock(registry.store, lambda: kube.connect(settings))  # no session outside a cluster
-                lock.acquire()  # LockedError when another run holds the store or the Lease
-                registry.store.clean_incoming()
-            staged = _run_locked(settings, registry, lock, report, stage, Path(tmp), started, stamp)
-            if report.get("outcome") == "promoted" and settings.restart_deployment:
-                with stage("restart"):
-                    kube.restart_after_promotion(lock.kube, settings.restart_deployment, report)
-    except TerminationRequested as sig:
-        err = Terminated(str(sig))
-        report.update(outcome="failed", error=str(err), exit_code=err.exit_code)
-        log.error("%s", err)
-    except LockedError as err:
-        report.update(outcome="locked", error=str(err), exit_code=EXIT_OK)
-        log.warning("%s", err)
-    except NluCiError as err:
-        report.update(outcome="failed", error=redact(str(err)), exit_code=err.exit_code)
-        log.error("%s", redact(err))
-    except Exception as err:  # a bug or an unexpected library error: still report, never lose the store
-        message = redact(f"internal error: {type(err).__name__}: {' '.join(str(err).split())}")
-        report.update(outcome="failed", error=message, exit_code=EXIT_RUNTIME)
-        log.exception("%s", message)
-    finally:
-        with signals_deferred(report["warnings"]):  # a stop signal now must not lose the run's record
-            held = lock is not None and lock.held
-            if held:
-                registry.store.discard(staged)
-                registry.store.clean_incoming(quiet=True)  # whatever a failed stage left half-written
-            report["durations"]["total"] = round(time.perf_counter() - t0, 3)
-            report["finished_at"] = iso(now_utc())
-            _finish(settings, registry, held, report, stamp, lock.kube if lock is not None else None)
-            if lock is not None:
-                lock.release()
-    return report
-
-
-def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: dict, stage: Stages, tmp: Path,
-                started, stamp: str) -> Path | None:
-    """The stages that run under the lock; fills ``report``; returns the staging dir to clean up, if any."""
-    store = registry.store
-    with stage("load"):
-        configs = read_configs(settings)
-        policy = load_policy(settings.policy)  # a bad policy.yml/must_pass.yml fails here (exit 2), not after training
-        data_path, source = registry.fetch_data(tmp)
-        data = dataset.load_training_data(data_path, max_repair_share=settings.max_repair_share)
-    with stage("split"):
-        split = split_data(settings, data, data_path)
-        for warning in split.warnings:
-            log.warning("%s", warning)
-            report["warnings"].append(warning)
-        fingerprint = dataset.fingerprint(data, "\n---\n".join(t for _, t, _ in configs), split.params)
-        intents = sorted({m.get("intent") for m in data.training_examples if m.get("intent")})
-        data_info = {"fingerprint": fingerprint, "source": source,
-                     "examples": len(data.training_examples), "train_examples": len(split.train.training_examples),
-                     "test_examples": len(split.test), "intents": intents, "split": split.params}
-        report["data"] = data_info
-    with stage("validate"):  # repairs, notes, data check findings (README "nlu-ci validate")
-        data_stage.run_stage(settings, data, split, report)
-
-    active_name = registry.active()
-    active_meta = _active_metadata(registry, active_name, report)
-    if active_meta and active_meta.get("fingerprint") == fingerprint and _intact(registry, active_name, report):
-        report["active"] = dict(reports.model_section(active_name, store.dir / active_name),
-                                **{k: v for k, v in (active_meta.get("metrics") or {}).items()})
-        report.update(outcome="skipped", exit_code=EXIT_OK)
-        log.info("skipped: the active model %s was trained from the same data and config (%s)",
-                 active_name, fingerprint[:19])
-        return None
-    if active_meta and dataset.split_params_differ(active_meta.get("split"), split.params):
-        warning = (f"split parameters differ from the active model's ({active_meta.get('split')} vs {split.params}): "
-                   "the active model may have trained on some of today's test examples")
-        log.warning("%s", warning)
-        report["warnings"].append(warning)
-
-    name = store.new_model_name(started)
-    staged = store.staging_dir(name)
-    with stage("train"):
-        config = select_config(configs, split.train, settings, tmp, report)
-        t_train = time.perf_counter()
-        train(config[0], split.train, staged, config[2])
-        train_seconds = time.perf_counter() - t_train
-    if registry.uploads_candidates:
-        with stage("upload"):
-            registry.upload(staged, name, active_name, report, tmp)
-    candidate_model = Model(staged, name)
-    with stage("evaluate"):
-        scored = registry.evaluate(candidate_model, name, active_name, split.test, report)
-    report["candidate"] = reports.model_section(name, store.dir / name, scored.candidate, config=str(config[0]))
+def evaluate(job: Job, inputs: Inputs, candidate: Candidate) -> Evaluated:
+    """Both models on the same held-out examples; their scores and per-utterance predictions into the report."""
+    report, store, active = job.report, job.store, inputs.active
+    with job.stage("evaluate"):
+        scored = job.registry.evaluate(candidate.model, candidate.name, active, inputs.split.test, report)
+    report.candidate = ModelScores.from_result(candidate.name, store.dir / candidate.name, scored.candidate,
+                                               config=str(candidate.config.path))
     if scored.active is not None:
-        report["active"] = reports.model_section(active_name, store.dir / active_name, scored.active)
-    _write_predictions(registry, report, scored.tested, scored.candidate, scored.active, stamp)
-    live_section = live.stage(settings, candidate_model, scored.active_model, report)  # report["live"], docs/inbox.md
+        report.active = ModelScores.from_result(active, store.dir / active, scored.active)
+    _write_predictions(job, scored.tested, scored.candidate, scored.active)
+    return scored
 
-    with stage("decide"):
-        decision = _decide(policy, scored, candidate_model)
-        live.apply(decision, live_section, policy.max_live_disagreement)  # a gate check only with --messages
-        report["decision"] = decision.to_dict()
+
+def decide(job: Job, inputs: Inputs, candidate: Candidate, scored: Evaluated) -> gate.Decision:
+    # report["live"] (docs/inbox.md): both models on recent production messages, with --messages only
+    live_section = live.stage(job.settings, candidate.model, scored.active_model, job.report)
+    with job.stage("decide"):
+        active = scored.active_model
+        decision = gate.decide(scored.candidate, scored.active, inputs.policy, predict_candidate=candidate.model.predict,
+                               predict_active=active.predict if active is not None else None,
+                               has_entities=candidate.model.extracts_entities)
+        live.apply(decision, live_section, inputs.policy.max_live_disagreement)  # a gate check only with --messages
+        job.report.decision = DecisionRecord.from_dict(decision.to_dict())
         log.info("decision: %s — %s", "promote" if decision.promote else "keep the active model", decision.reason)
         log.info("checks:\n%s", gate.format_checks(decision))
+    return decision
 
-    meta = model_metadata(settings.project, config[:2], fingerprint, split, data_info, report["started_at"], train_seconds)
-    meta["metrics"] = {k: v for k, v in report["candidate"].items() if k not in ("model", "path", "config")}
-    meta["decision"] = {"promote": decision.promote, "reason": decision.reason}
+
+def record(job: Job, inputs: Inputs, candidate: Candidate, decision: gate.Decision) -> None:
+    """Store the candidate and promote it when the gate says so (a dry run does neither), then retention."""
+    settings, report, store = job.settings, job.report, job.store
     if settings.dry_run:
-        report.update(outcome="dry_run", exit_code=EXIT_OK)
+        report.end("dry_run", EXIT_OK)
         log.info("dry run: the candidate is not stored and not promoted")
-        return staged
-    with stage("store"):
-        registry.commit(staged, meta)
+        job.staged = candidate.staged  # discarded when the run is recorded
+        return
+    with job.stage("store"):
+        job.registry.commit(candidate.staged, _metadata(job, inputs, candidate, decision))
     if decision.promote:
-        with stage("promote"):
-            lock.check()  # a run whose Lease was taken over promotes nothing (LeaseLost: failed, exit 1)
-            previous = registry.activate(name)
-        store.append_history({"event": "promotion", "at": iso(now_utc()), "model": name, "previous": previous,
-                              "reason": decision.reason})
-        report.update(outcome="promoted", exit_code=EXIT_OK)
-        log.info("promoted %s (was %s)", name, previous or "none")
+        with job.stage("promote"):
+            job.lock.check()  # a run whose Lease was taken over promotes nothing (LeaseLost: failed, exit 1)
+            previous = job.registry.activate(candidate.name)
+        store.append_history({"event": "promotion", "at": iso(now_utc()), "model": candidate.name,
+                              "previous": previous, "reason": decision.reason})
+        report.end("promoted", EXIT_OK)
+        log.info("promoted %s (was %s)", candidate.name, previous or "none")
     else:
-        report.update(outcome="rejected", exit_code=EXIT_OK)
-    with stage("retention"):
-        report["pruned"] = store.prune(settings.keep_models)
-    return None
+        report.end("rejected", EXIT_OK)
+    with job.stage("retention"):
+        report.sections["pruned"] = store.prune(settings.keep_models)
+    if report.outcome == "promoted" and settings.restart_deployment:
+        with job.stage("restart"):
+            kube.restart_after_promotion(job.lock.kube, settings.restart_deployment, report)
 
 
-def _active_metadata(registry: Registry, name: str | None, report: dict) -> dict | None:
+# ---------------------------------------------------------------- helpers of the stages
+
+def _metadata(job: Job, inputs: Inputs, candidate: Candidate, decision: gate.Decision) -> dict:
+    config = candidate.config
+    meta = model_metadata(job.settings.project, (config.path, config.text), inputs.fingerprint, inputs.split,
+                          job.report.data.to_dict(), job.report.started_at, candidate.train_seconds)
+    meta["metrics"] = job.report.candidate.metrics()
+    meta["decision"] = {"promote": decision.promote, "reason": decision.reason}
+    return meta
+
+
+def _active_metadata(job: Job, name: str | None) -> dict | None:
     if not name:
         return None
     try:
-        return registry.metadata(name)
+        return job.registry.metadata(name)
     except StoreError as err:
-        warning = f"active model {name}: {err}"
-        log.warning("%s", warning)
-        report["warnings"].append(warning)
+        job.report.warn(f"active model {name}: {err}", log)
         return None
 
 
-def _intact(registry: Registry, name: str, report: dict) -> bool:
+def _intact(job: Job, name: str) -> bool:
     """A damaged active model is never a reason to skip: train a replacement even when nothing changed."""
-    problems = registry.verify(name)
+    problems = job.registry.verify(name)
     if problems:
-        warning = (f"active model {name} is damaged ({problems[0]}): training a replacement although data and "
-                   "config are unchanged")
-        log.warning("%s", warning)
-        report["warnings"].append(warning)
+        job.report.warn(f"active model {name} is damaged ({problems[0]}): training a replacement although data "
+                        "and config are unchanged", log)
     return not problems
 
 
-def _decide(policy: Policy, scored, candidate: Model) -> gate.Decision:
-    active = scored.active_model
-    return gate.decide(scored.candidate, scored.active, policy, predict_candidate=candidate.predict,
-                       predict_active=active.predict if active is not None else None,
-                       has_entities=candidate.extracts_entities)
-
-
-def _write_predictions(registry: Registry, report: dict, test: list[dict], candidate: EvaluationResult,
-                       active: EvaluationResult | None, stamp: str) -> None:
+def _write_predictions(job: Job, test: list[dict], candidate: EvaluationResult,
+                       active: EvaluationResult | None) -> None:
     """Per-utterance predictions of both models, one JSON line each, beside the report."""
     rows = [{"text": example["text"], "intent": example["intent"], "entities": example.get("entities") or [],
              "candidate": _utterance(candidate, i), "active": _utterance(active, i)} for i, example in enumerate(test)]
     try:
-        report["predictions_file"] = str(registry.store.write_predictions(stamp, rows))
+        job.report.sections["predictions_file"] = str(job.store.write_predictions(job.stamp, rows))
     except StoreError as err:
         log.warning("%s", err)
 
@@ -263,45 +275,3 @@ def _utterance(result, i: int) -> dict | None:
     u = result.utterances[i]
     return {"intent": u.get("predicted_intent"), "confidence": u.get("confidence"),
             "entities": u.get("predicted_entities"), "correct": u.get("correct")}
-
-
-def _finish(settings: Settings, registry: Registry | None, held: bool, report: dict, stamp: str,
-            kube_session) -> None:
-    """Publish to every output channel, then write the report and the history line. Best effort: a failure
-    here never hides the outcome."""
-    store_dir = registry.store.dir if registry is not None else Path(settings.models_dir) / settings.project
-    history = None  # None: the metrics channel reads it from store_dir itself
-    if registry is not None:
-        try:
-            history = registry.store.history()
-        except (OSError, NluCiError):
-            history = None
-    record = RunRecord(store_dir=store_dir, reports_dir=store_dir / "reports", stamp=stamp, history=history)
-    try:
-        outputs = channels.build(settings, kube_session=kube_session)
-    except Exception as err:  # noqa: BLE001
-        log.warning("cannot build the output channels: %s", redact(err))
-        outputs = []
-    channels.publish_all(outputs, report, record)
-    if registry is not None and held:
-        try:
-            report["report_path"] = str(registry.store.write_report(report, stamp))
-            registry.store.append_history(_history_line(report))
-        except NluCiError as err:
-            log.error("cannot record the run in the store: %s", err)
-            report.setdefault("warnings", []).append(str(err))
-    if settings.report:
-        try:
-            reports.write(report, Path(settings.report))
-        except NluCiError as err:
-            log.error("cannot write --report: %s", err)
-
-
-def _history_line(report: dict) -> dict:
-    cand, active = report.get("candidate") or {}, report.get("active") or {}
-    return {"event": "run", "outcome": report.get("outcome"), "started_at": report.get("started_at"),
-            "finished_at": report.get("finished_at"), "error": report.get("error"),
-            "fingerprint": (report.get("data") or {}).get("fingerprint"),
-            "candidate": cand.get("model"), "candidate_intent_f1": cand.get("intent_f1"),
-            "active": active.get("model"), "active_intent_f1": active.get("intent_f1"),
-            "reason": (report.get("decision") or {}).get("reason")}

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import re
 
-from nlu_ci import summary_markdown
+from nlu_ci.report import markdown as summary_markdown
+from nlu_ci.report.model import CheckResult, DataInfo, DecisionRecord, ModelScores, RunReport
 
 
-def report(promote: bool, intent: str = "greet") -> dict:
-    checks = [{"name": "min_improvement", "passed": promote, "enabled": True,
-               "detail": "intent F1 0.7000 vs 0.8800 (-0.1800); needs > 0"},
-              {"name": "bootstrap_ci", "passed": False, "enabled": False, "detail": "report only"}]
+def report(promote: bool, intent: str = "greet") -> RunReport:
+    checks = [CheckResult("min_improvement", promote, "intent F1 0.7000 vs 0.8800 (-0.1800); needs > 0"),
+              CheckResult("bootstrap_ci", False, "report only", enabled=False)]
     per = {intent: {"f1": 0.5, "support": 4}, "bye": {"f1": 0.9, "support": 3}}
     per_active = {intent: {"f1": 0.9, "support": 4}, "bye": {"f1": 0.9, "support": 3}}
-    return {"outcome": "dry_run", "project": "shop", "exit_code": 0,
-            "data": {"train_examples": 80, "test_examples": 20, "intents": [intent, "bye"], "fingerprint": "sha256:abc"},
-            "candidate": {"model": "model_b", "intent_f1": 0.70, "intent_accuracy": 0.7, "per_intent": per},
-            "active": {"model": "model_a", "intent_f1": 0.88, "intent_accuracy": 0.9, "per_intent": per_active},
-            "decision": {"promote": promote, "reason": "rejected by min_improvement", "checks": checks},
-            "review_page": {"path": "/s/reports/x.html", "url": None}}
+    return RunReport(outcome="dry_run", project="shop", exit_code=0,
+                     data=DataInfo("sha256:abc", train_examples=80, test_examples=20, intents=[intent, "bye"]),
+                     candidate=ModelScores("model_b", None, {"intent_f1": 0.70, "intent_accuracy": 0.7, "per_intent": per}),
+                     active=ModelScores("model_a", None, {"intent_f1": 0.88, "intent_accuracy": 0.9,
+                                                          "per_intent": per_active}),
+                     decision=DecisionRecord(promote, "rejected by min_improvement", checks),
+                     sections={"review_page": {"path": "/s/reports/x.html", "url": None}})
 
 
 def test_a_failing_gate_names_its_checks_and_the_intents_that_lost_f1():

@@ -18,7 +18,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # a script: its folder, and tests/
 
 from reports import make_report  # noqa: E402
 
-from nlu_ci import metrics, notify  # noqa: E402
+from nlu_ci.outputs import prometheus as metrics  # noqa: E402
+from nlu_ci.outputs import slack as notify  # noqa: E402
 from support.servers import PUSHGATEWAY_BIN, Pushgateway  # noqa: E402
 from support.slack_fake import SlackReceiver  # noqa: E402
 

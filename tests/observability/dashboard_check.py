@@ -1,6 +1,6 @@
 """Check every Grafana panel query against a real Prometheus, with the values a sequence of runs must give.
 
-``expected_panels(reports, i, t, project)`` says, from the run reports alone (not from nlu_ci.metrics), what
+``expected_panels(reports, i, t, project)`` says, from the run reports alone (not from nlu_ci.outputs.prometheus), what
 each panel target must return when evaluated at time ``t`` just after run ``i``; ``check_dashboard`` runs
 every target of the dashboard JSON through Prometheus' HTTP API at those times and compares.
 """

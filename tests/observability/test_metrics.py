@@ -1,4 +1,4 @@
-"""nlu_ci.metrics: every gauge from a run report, the textfile, and pushes to a real Pushgateway."""
+"""nlu_ci.outputs.prometheus (the Prometheus channel): every gauge from a run report, the textfile, and pushes to a real Pushgateway."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from reports import finished, make_report
 
-from nlu_ci import metrics
 from nlu_ci.errors import RuntimeFailure
+from nlu_ci.outputs import prometheus as metrics
 from support.http import hanging_port, refusing_port
 from support.servers import MISSING, PUSHGATEWAY_BIN, Pushgateway
 
@@ -170,7 +170,7 @@ def test_push_to_a_real_pushgateway_replaces_the_group(pushgateway, tmp_path):
 def test_pushgateway_down_is_a_warning_and_strict_is_a_failure(tmp_path, caplog):
     with refusing_port() as port:  # bound, not listening: nothing answers there
         url = f"http://127.0.0.1:{port}"
-        with caplog.at_level(logging.WARNING, logger="nlu_ci.metrics"):
+        with caplog.at_level(logging.WARNING, logger="nlu_ci.outputs.prometheus"):
             result = publish(make_report("promoted"), tmp_path, url=url, timeout=2)
         assert result.push_attempted and not result.pushed and not result.ok
         assert result.push_error.startswith(f"cannot push metrics to Pushgateway {url}: ")

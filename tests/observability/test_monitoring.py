@@ -13,7 +13,7 @@ import yaml
 from dashboard_check import check_dashboard, load_dashboard, targets
 from reports import make_report
 
-from nlu_ci import metrics
+from nlu_ci.outputs import prometheus as metrics
 from support.servers import MONITORING, PROMTOOL_BIN
 
 spec = importlib.util.spec_from_file_location("monitoring_generate", MONITORING / "generate.py")

@@ -1,4 +1,4 @@
-"""nlu_ci.notify: the Slack message, checked through a real HTTP receiver on loopback."""
+"""nlu_ci.outputs.slack (the Slack channel): the Slack message, checked through a real HTTP receiver on loopback."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from reports import make_report
 
-from nlu_ci import notify
+from nlu_ci.outputs import slack as notify
 from nlu_ci.redact import RedactingFilter
 
 

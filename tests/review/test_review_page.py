@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nlu_ci.report.model import CheckResult, DataInfo, DecisionRecord, ModelScores, RunReport
 from nlu_ci.review import page
 from support.data import SAMPLE, shuffled_train_labels, write_data
 
@@ -117,18 +118,17 @@ def test_the_page_renders_in_chromium_with_every_chart_drawn(rejected_run):
     assert "Worst regressions" in text
 
 
-def synthetic_report(tmp: Path) -> tuple[dict, list[dict]]:
+def synthetic_report(tmp: Path) -> tuple[RunReport, list[dict]]:
     per = {"greet": {"f1": 0.9, "precision": 0.9, "recall": 0.9, "support": 5},
            HOSTILE: {"f1": 0.5, "precision": 0.5, "recall": 0.5, "support": 3}}
     per_active = {"greet": {"f1": 0.8, "precision": 0.8, "recall": 0.8, "support": 5},
                   HOSTILE: {"f1": 0.9, "precision": 0.9, "recall": 0.9, "support": 3}}
-    report = {"outcome": "rejected", "project": "p", "started_at": "2026-01-01T00:00:00Z",
-              "candidate": {"model": "model_b", "intent_f1": 0.7, "per_intent": per, "entity_f1": 0.5},
-              "active": {"model": "model_a", "intent_f1": 0.85, "per_intent": per_active, "entity_f1": 0.6},
-              "decision": {"promote": False, "reason": HOSTILE,
-                           "checks": [{"name": "min_intent_f1", "passed": False, "detail": HOSTILE, "enabled": True}]},
-              "warnings": [HOSTILE], "data": {"train_examples": 1, "test_examples": 2, "intents": [HOSTILE],
-                                              "fingerprint": "sha256:x"}}
+    report = RunReport(
+        outcome="rejected", project="p", started_at="2026-01-01T00:00:00Z",
+        candidate=ModelScores("model_b", None, {"intent_f1": 0.7, "per_intent": per, "entity_f1": 0.5}),
+        active=ModelScores("model_a", None, {"intent_f1": 0.85, "per_intent": per_active, "entity_f1": 0.6}),
+        decision=DecisionRecord(False, HOSTILE, [CheckResult("min_intent_f1", False, HOSTILE)]),
+        warnings=[HOSTILE], data=DataInfo("sha256:x", train_examples=1, test_examples=2, intents=[HOSTILE]))
     rows = [{"text": HOSTILE, "intent": HOSTILE, "entities": [{"start": 0, "end": 8, "entity": HOSTILE}],
              "candidate": {"intent": "greet", "confidence": 0.6, "entities": []},
              "active": {"intent": HOSTILE, "confidence": 0.9, "entities": []}},
@@ -140,7 +140,8 @@ def synthetic_report(tmp: Path) -> tuple[dict, list[dict]]:
 
 def test_user_data_is_text_never_markup(tmp_path):
     report, rows = synthetic_report(tmp_path)
-    path = page.write(report, tmp_path / "page.html", rows)
+    path = tmp_path / "page.html"
+    path.write_text(page.render(report, rows))
     html = path.read_text()
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;" in html

@@ -12,11 +12,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from nlu_ci import summary_markdown
 from nlu_ci.commands.options import RUN
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_RUNTIME, ConfigError
 from nlu_ci.registry.store import atomic_write_text
+from nlu_ci.report import markdown as summary_markdown
 
 NAME = "check"
 HELP = "pull-request mode: train on this data, run the gate against the active model, never promote (exit 3: gate failed)"
@@ -64,10 +64,10 @@ def main(settings, args: argparse.Namespace) -> Result:
     settings = dataclasses.replace(settings, dry_run=True, pushgateway_url=None, strict_metrics=False,
                                    restart_deployment=None)
     report = pipeline.run(settings)
-    report["check"] = {"exit_code": exit_code(report)}
+    report.sections["check"] = {"exit_code": exit_code(report)}
     markdown = summary_markdown.render(report)
     if args.summary:
         target = Path(args.summary)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         write_summary(target, markdown, append=bool(step_summary) and target == Path(step_summary))
-    return Result(report, markdown.rstrip("\n"), report["check"]["exit_code"])
+    return Result(report.to_dict(), markdown.rstrip("\n"), report.sections["check"]["exit_code"])

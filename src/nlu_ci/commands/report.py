@@ -7,7 +7,8 @@ from pathlib import Path
 
 from nlu_ci.commands.options import COMMON
 from nlu_ci.commands.result import Result
-from nlu_ci.errors import ConfigError
+from nlu_ci.errors import ConfigError, DataError, NluCiError
+from nlu_ci.job import save_text
 from nlu_ci.registry import backends
 from nlu_ci.review import page
 
@@ -36,17 +37,26 @@ def find_report(reports_dir: Path, run: str | None) -> Path:
     return runs[-1]
 
 
+def _write_page(report, target: Path, report_file: Path) -> Path:
+    """The page of any stored run (promoted ... locked); a report it cannot show is one line, exit 2."""
+    try:
+        save_text(target, page.html(report))
+        return target
+    except NluCiError:
+        raise
+    except Exception as err:  # a hand-edited or foreign report: say which file, never a traceback
+        raise DataError(f"{report_file}: cannot make its review page: {type(err).__name__}: "
+                        f"{' '.join(str(err).split())[:200]}") from None
+
+
 def main(settings, args: argparse.Namespace) -> Result:
     reports_dir = backends.build(settings).store.dir / "reports"
     report_file = find_report(reports_dir, args.run)
     report = page.read_report(report_file)
     stored = page.page_path(report_file.parent, report_file.stem)
-    if args.output_file:
-        target = page.write(report, args.output_file)
-    elif stored.is_file():
+    if stored.is_file() and not args.output_file:
         target = stored
     else:
-        target = page.write(report, stored)
-    data = {"run": report_file.stem, "report": str(report_file), "page": str(target),
-            "outcome": report.get("outcome")}
+        target = _write_page(report, args.output_file or stored, report_file)
+    data = {"run": report_file.stem, "report": str(report_file), "page": str(target), "outcome": report.outcome}
     return Result(data, str(target))

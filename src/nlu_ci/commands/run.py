@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from nlu_ci import report as reports
 from nlu_ci.commands.options import RUN
 from nlu_ci.commands.result import Result
+from nlu_ci.report import document
 
 NAME = "run"
 HELP = "fetch data, train, evaluate against the active model, promote if it passes"
@@ -19,5 +19,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(settings, args: argparse.Namespace) -> Result:
     from nlu_ci import pipeline
 
-    result = pipeline.run(settings)
-    return Result(result, reports.summary(result), int(result["exit_code"]))
+    report = pipeline.run(settings)
+    return Result(report.to_dict(), document.summary(report), int(report.exit_code))

@@ -26,19 +26,23 @@ def data_section(notes: Notes, test_notes: Notes | None, findings: list[dict]) -
     }
 
 
-def run_stage(settings, data, split, report: dict) -> None:
-    """Fill ``report["data"]`` (repairs, notes, validation) and ``report["warnings"]``; raise ``DataError`` when
-    ``settings.strict_data`` and a check warned."""
+def run_stage(settings, data, split, warnings: list[str]) -> dict:
+    """The report's data quality section (repairs, notes, validation); each finding that is not info goes to
+    ``warnings`` (``enforce`` then fails the run under ``--strict-data``)."""
     notes, test_notes = notes_of(data), split.test_notes
     hash_split = split.params.get("method") == "hash"
     findings = checks.run_checks(data, notes, test=None if hash_split else split.test, test_notes=test_notes,
                                  hash_split=hash_split)
-    report["data"].update(data_section(notes, test_notes, findings))
     for f in findings:
         if f["severity"] != "info":
-            report["warnings"].append(f"data check {f['check']}: {f['message']}")
+            warnings.append(f"data check {f['check']}: {f['message']}")
             log.warning("data check %s: %s", f["check"], f["message"])
-    failed = checks.failing(findings, settings.strict_data)
+    return data_section(notes, test_notes, findings)
+
+
+def enforce(settings, section: dict) -> None:
+    """``DataError`` when ``settings.strict_data`` and a check of ``section`` (``run_stage``'s) warned."""
+    failed = checks.failing(section["validation"]["findings"], settings.strict_data)
     if failed:
         raise DataError(f"{settings.data}: data check {failed[0]['check']} failed (--strict-data): "
                         f"{failed[0]['message']}")

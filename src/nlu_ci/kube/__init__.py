@@ -4,9 +4,8 @@ restart (``restart``), over one connection (``api``, ``session.connect``).
 Only used in a cluster (auto-detected from the service account; ``--kubernetes on|off|auto``).
 """
 from nlu_ci.kube.api import RESTARTED_AT, ApiException, in_cluster, microtime
-from nlu_ci.kube.events import event_message
 from nlu_ci.kube.restart import parse_deployment_ref, restart_after_promotion
 from nlu_ci.kube.session import KubeSession, connect
 
-__all__ = ["RESTARTED_AT", "ApiException", "KubeSession", "connect", "event_message", "in_cluster", "microtime",
+__all__ = ["RESTARTED_AT", "ApiException", "KubeSession", "connect", "in_cluster", "microtime",
            "parse_deployment_ref", "restart_after_promotion"]

@@ -94,28 +94,3 @@ class EventsMixin:
         log.info("event %s %s on %s", body["type"], body["reason"], body["regarding"]["kind"].lower() + "/"
                  + body["regarding"]["name"])
         return True
-
-
-def _f1(section: dict | None) -> str:
-    value = (section or {}).get("intent_f1")
-    return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
-
-
-def event_message(report: dict) -> str:
-    """One line for the Event on the Job: what happened, the models, their intent F1, the reason."""
-    outcome = report.get("outcome") or "failed"
-    cand, active = report.get("candidate") or {}, report.get("active") or {}
-    reason = (report.get("decision") or {}).get("reason") or ""
-    if outcome == "promoted":
-        return (f"promoted {cand.get('model')} (intent_f1 {_f1(cand)}), was {active.get('model') or 'none'} "
-                f"({_f1(active)}): {reason}")
-    if outcome == "rejected":
-        return (f"kept {active.get('model') or 'none'} ({_f1(active)}), rejected {cand.get('model')} "
-                f"(intent_f1 {_f1(cand)}): {reason}")
-    if outcome == "dry_run":
-        return f"dry run: {cand.get('model')} intent_f1 {_f1(cand)}, would {'' if (report.get('decision') or {}).get('promote') else 'not '}promote: {reason}"
-    if outcome == "skipped":
-        return f"skipped: data and config unchanged since the active model {active.get('model')}"
-    if outcome == "locked":
-        return f"locked: {report.get('error')}"
-    return f"failed (exit {report.get('exit_code')}): {report.get('error')}"

@@ -12,6 +12,7 @@ from typing import Any
 from nlu_ci.errors import EXIT_RUNTIME, NluCiError
 from nlu_ci.outputs import Channel, RunRecord, kubernetes_event, prometheus, review_page, slack
 from nlu_ci.redact import redact
+from nlu_ci.report.model import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +29,17 @@ def build(settings, **services: Any) -> list[Channel]:
     return [c for c in (factory(settings, **services) for factory in CHANNELS) if c is not None]
 
 
-def publish_all(channels: list[Channel], report: dict[str, Any], record: RunRecord) -> None:
-    """Every channel in turn; each fills ``report[channel.key]``. A failing channel never hides the outcome."""
+def publish_all(channels: list[Channel], report: RunReport, record: RunRecord) -> None:
+    """Every channel in turn; each fills ``report.sections[channel.key]``. A failing channel never hides the
+    outcome."""
     for channel in channels:
         try:
             section = channel.publish(report, record)
             if section is not None:
-                report[channel.key] = section
+                report.sections[channel.key] = section
         except NluCiError as err:  # --strict-metrics: the run fails (exit 1) ...
-            report.update(error=redact(str(err)), exit_code=EXIT_RUNTIME)
-            if report.get("outcome") != "promoted":  # ... but a promotion that happened is never reported undone
-                report["outcome"] = "failed"
+            # ... but a promotion that happened is never reported undone
+            report.end("promoted" if report.outcome == "promoted" else "failed", EXIT_RUNTIME, redact(str(err)))
             log.error("%s", redact(err))
         except Exception as err:  # noqa: BLE001 - publishing must never crash the job
             log.warning("output %s failed: %s", channel.key, redact(err))

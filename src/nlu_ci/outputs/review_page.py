@@ -1,5 +1,5 @@
 """Review page channel: writes the run's HTML review page beside its report (``reports/<stamp>.html``) and
-fills ``report["review_page"]`` = ``{"path", "url"}`` (url: ``NLU_CI_REVIEW_URL_BASE`` + ``/reports/<stamp>.html``
+fills ``report.sections["review_page"]`` = ``{"path", "url"}`` (url: ``NLU_CI_REVIEW_URL_BASE`` + ``/reports/<stamp>.html``
 when the store is served somewhere). Runs before Slack, so the message can link the page. Never raises.
 """
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 
 from nlu_ci.outputs import RunRecord
 from nlu_ci.redact import redact
+from nlu_ci.report.model import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,14 @@ class ReviewPageChannel:
     def __init__(self, url_base: str | None):
         self.url_base = url_base
 
-    def publish(self, report: dict[str, Any], record: RunRecord) -> dict[str, Any] | None:
-        if not report.get("candidate"):
+    def publish(self, report: RunReport, record: RunRecord) -> dict[str, Any] | None:
+        if report.candidate is None:
             return None  # nothing was trained and evaluated: nothing to review
         from nlu_ci.review import page
 
+        path = page.page_path(record.reports_dir, record.stamp)
         try:
-            path = page.write(report, page.page_path(record.reports_dir, record.stamp))
+            record.save(path, page.html(report))
         except Exception as err:  # noqa: BLE001 - a page that cannot be made never fails the run
             log.warning("review page not written: %s", redact(err))
             return {"path": None, "url": None, "error": redact(" ".join(str(err).split()))}

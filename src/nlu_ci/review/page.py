@@ -2,8 +2,8 @@
 
 ``render(report, rows)`` builds it from the run report and its per-utterance predictions with Jinja2
 (autoescaping on: utterances and intent names are user data, a ``<script>`` in one is shown as text; the
-page's Content-Security-Policy forbids scripts as a second line of defence). ``write`` puts it beside the
-report as ``reports/<stamp>.html``.
+page's Content-Security-Policy forbids scripts as a second line of defence). ``html`` is the page of a stored
+report; the review page channel and ``nlu-ci report`` save it beside the report as ``reports/<stamp>.html``.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nlu_ci.errors import DataError, StoreError
+from nlu_ci.errors import DataError
 from nlu_ci.redact import redact
-from nlu_ci.registry.store import atomic_write_text
+from nlu_ci.report import views
+from nlu_ci.report.model import RunReport
 from nlu_ci.review import content, svg
 
 log = logging.getLogger(__name__)
@@ -24,20 +25,12 @@ TEMPLATE = "page.html.j2"
 BINS = 10
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
-
-
-def _signed(value: Any) -> str:
-    return f"{value:+.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
-
-
 def _environment():
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=PackageLoader("nlu_ci.review", "."), autoescape=select_autoescape(["j2", "html"],
                       default_for_string=True, default=True), undefined=StrictUndefined, trim_blocks=False)
-    env.globals.update(fmt=_fmt, signed=_signed)
+    env.globals.update(fmt=views.fmt, signed=views.signed)
     return env
 
 
@@ -59,12 +52,13 @@ def load_predictions(path: str | Path | None) -> list[dict]:
     return rows
 
 
-def context(report: Mapping[str, Any], rows: list[dict]) -> dict[str, Any]:
-    """Everything the template shows (plain values; the charts as SVG markup)."""
+def context(report: RunReport | Mapping[str, Any], rows: list[dict]) -> dict[str, Any]:
+    """Everything the template shows (the report's typed sections, plain values, the charts as SVG markup)."""
     from markupsafe import Markup
 
-    candidate, active = report.get("candidate") or {}, report.get("active") or {}
-    decision = report.get("decision") or None
+    report = RunReport.coerce(report)
+    candidate = report.candidate.to_dict() if report.candidate is not None else {}
+    active = report.active.to_dict() if report.active is not None else {}
     deltas = content.intent_deltas(candidate, active) if active else []
     names, counts = content.confusion(rows, "candidate")
     histograms = []
@@ -80,16 +74,17 @@ def context(report: Mapping[str, Any], rows: list[dict]) -> dict[str, Any]:
             [("right", right, svg.GOOD), ("wrong", wrong, svg.BAD)], bins=BINS,
             label="candidate: entity confidence of right and wrong entities"))})
     errors, kinds = content.entity_errors(rows, "candidate")
-    outcome = str(report.get("outcome") or "unknown")
+    outcome = str(report.outcome or "unknown")
     has_pairs = any(r.get("candidate") and r.get("active") for r in rows)
+    predictions = report.sections.get("predictions_file")
     return {
-        "project": report.get("project") or "default", "outcome": outcome,
+        "project": report.project or "default", "outcome": outcome,
         "badge": {"promoted": "ok", "rejected": "no", "failed": "no"}.get(outcome, "other"),
-        "started_at": report.get("started_at"), "finished_at": report.get("finished_at"),
-        "error": redact(report.get("error")) if report.get("error") else None,
-        "data": report.get("data") or None, "decision": decision,
-        "checks": (decision or {}).get("checks") or [],
-        "candidate": candidate, "active": active, "metrics": content.metric_rows(candidate, active),
+        "started_at": report.started_at, "finished_at": report.finished_at,
+        "error": redact(report.error) if report.error else None,
+        "data": report.data, "decision": report.decision,
+        "checks": report.decision.checks if report.decision is not None else [],
+        "candidate": report.candidate, "active": report.active, "metrics": content.metric_rows(candidate, active),
         "newly": content.newly_wrong(rows) if has_pairs else None,
         "delta_chart": Markup(svg.delta_bars(deltas)), "delta_count": len(deltas),
         "confusion_chart": Markup(svg.heatmap(names, counts, label="confusion matrix of the most confused intents"))
@@ -97,12 +92,12 @@ def context(report: Mapping[str, Any], rows: list[dict]) -> dict[str, Any]:
         "histograms": histograms,
         "regressions": content.regressions(rows, deltas) if has_pairs else [],
         "entity_errors": errors, "entity_kinds": sorted(kinds.items()),
-        "warnings": [redact(w) for w in report.get("warnings") or []],
-        "predictions_file": Path(report["predictions_file"]).name if report.get("predictions_file") else None,
+        "warnings": [redact(w) for w in report.warnings],
+        "predictions_file": Path(predictions).name if predictions else None,
     }
 
 
-def render(report: Mapping[str, Any], rows: list[dict]) -> str:
+def render(report: RunReport | Mapping[str, Any], rows: list[dict]) -> str:
     return _environment().get_template(TEMPLATE).render(**context(report, rows))
 
 
@@ -110,23 +105,22 @@ def page_path(reports_dir: Path, stamp: str) -> Path:
     return Path(reports_dir) / f"{stamp}.html"
 
 
-def write(report: Mapping[str, Any], path: Path, rows: list[dict] | None = None) -> Path:
-    """Render the page (rows: from ``report['predictions_file']`` unless given) and write it atomically."""
+def html(report: RunReport | Mapping[str, Any], rows: list[dict] | None = None) -> str:
+    """The page (rows: from ``report['predictions_file']`` unless given); the caller saves it beside the report."""
+    report = RunReport.coerce(report)
     if rows is None:
-        rows = load_predictions(report.get("predictions_file"))
-    html = render(report, rows)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, html)
-    except OSError as err:
-        raise StoreError(f"cannot write the review page {path}: {err.strerror or err}") from None
-    return path
+        rows = load_predictions(report.sections.get("predictions_file"))
+    return render(report, rows)
 
 
-def read_report(path: Path) -> dict[str, Any]:
+def read_report(path: Path) -> RunReport:
+    """A stored run report (any outcome); a file that is not one is a ``DataError`` (one line, exit 2)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise DataError(f"{path}: cannot read the run report: {err.strerror or err}") from None
     except ValueError as err:
         raise DataError(f"{path}: not a JSON run report: {err}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: not a JSON run report: a {type(raw).__name__}, not an object")
+    return RunReport.from_dict(raw)

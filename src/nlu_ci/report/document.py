@@ -1,0 +1,36 @@
+"""The run report as a JSON document (one per run; keys stable, see docs/architecture.md; the store and
+``--report`` keep it) and as a few lines for people (``nlu-ci run`` without ``--json``)."""
+from __future__ import annotations
+
+import json
+
+from nlu_ci.redact import redact
+from nlu_ci.report.model import RunReport
+from nlu_ci.report.views import failed_checks, fmt
+
+
+def to_json(report: RunReport) -> str:
+    return redact(json.dumps(RunReport.coerce(report).to_dict(), indent=2, sort_keys=True, default=str))
+
+
+def summary(report: RunReport) -> str:
+    """A few lines for people: outcome, the numbers compared, failed checks, the error."""
+    report = RunReport.coerce(report)
+    lines = [f"nlu-ci run [{report.project}]: {str(report.outcome).upper()}"]
+    data = report.data
+    if data is not None:
+        lines.append(f"  data      {data.train_examples} train / {data.test_examples} test examples, "
+                     f"{len(data.intents)} intents, {(data.fingerprint or '')[:19]}")
+    for role, m in (("candidate", report.candidate), ("active", report.active)):
+        if m is not None:
+            lines.append(f"  {role:<9} {m.model}: intent F1 {fmt(m.intent_f1, missing='-')}, "
+                         f"accuracy {fmt(m.intent_accuracy, missing='-')}, entity F1 {fmt(m.entity_f1, missing='-')}")
+    decision = report.decision
+    if decision is not None:
+        lines.append(f"  decision  {'promote' if decision.promote else 'keep active'}: {decision.reason}")
+        lines += [f"    FAILED  {check.name}: {check.detail}" for check in failed_checks(report)]
+    if report.error:
+        lines.append(f"  error     {report.error}")
+    if report.durations:
+        lines.append("  stages    " + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
+    return redact("\n".join(lines))
