@@ -143,7 +143,7 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
             report["warnings"].append(warning)
         fingerprint = dataset.fingerprint(data, "\n---\n".join(t for _, t, _ in configs), split.params)
         intents = sorted({m.get("intent") for m in data.training_examples if m.get("intent")})
-        data_info = {"fingerprint": fingerprint, "source": source,
+        data_info = {"fingerprint": fingerprint, "source": source, "revision": registry.data_revision,
                      "examples": len(data.training_examples), "train_examples": len(split.train.training_examples),
                      "test_examples": len(split.test), "intents": intents, "split": split.params}
         report["data"] = data_info
@@ -299,6 +299,7 @@ def _history_line(report: dict) -> dict:
     return {"event": "run", "outcome": report.get("outcome"), "started_at": report.get("started_at"),
             "finished_at": report.get("finished_at"), "error": report.get("error"),
             "fingerprint": (report.get("data") or {}).get("fingerprint"),
+            "revision": (report.get("data") or {}).get("revision"),
             "candidate": cand.get("model"), "candidate_intent_f1": cand.get("intent_f1"),
             "active": active.get("model"), "active_intent_f1": active.get("intent_f1"),
             "reason": (report.get("decision") or {}).get("reason")}

@@ -81,6 +81,24 @@ OPTIONS: list[Option] = [
     Option("review_url_base", "NLU_CI_REVIEW_URL_BASE", None,
            "URL where the project's store folder is served: the review page is BASE/reports/<run>.html "
            "(linked from Slack and the check summary); unset: its path in the store"),
+    # -- data from git (docs/git-data.md)
+    Option("data_git_url", "NLU_CI_DATA_GIT_URL", None,
+           "fetch the training data from this git repository (https://, ssh://, user@host:path, git://, file://); "
+           "--data is then the path inside it (default: the whole repository)"),
+    Option("data_git_ref", "NLU_CI_DATA_GIT_REF", None, "branch or tag to fetch (default: the remote's default branch)"),
+    Option("data_git_token", "NLU_CI_DATA_GIT_TOKEN", None,
+           "HTTPS token for the git server (prefer NLU_CI_DATA_GIT_TOKEN_FILE)", "secret",
+           secret_file_env="NLU_CI_DATA_GIT_TOKEN_FILE"),
+    Option("data_git_user", "NLU_CI_DATA_GIT_USER", "x-access-token",
+           "user name sent with the token (a user name in the URL wins)"),
+    Option("data_git_ssh_key", "NLU_CI_DATA_GIT_SSH_KEY", None,
+           "SSH private key for ssh:// URLs (prefer NLU_CI_DATA_GIT_SSH_KEY_FILE)", "secret",
+           secret_file_env="NLU_CI_DATA_GIT_SSH_KEY_FILE"),
+    Option("data_git_known_hosts", "NLU_CI_DATA_GIT_KNOWN_HOSTS_FILE", None,
+           "known_hosts file the SSH server's host key is checked against (required with SSH)", "path"),
+    Option("data_git_dir", "NLU_CI_DATA_GIT_DIR", None,
+           "folder the repository is fetched into (an emptyDir in a cluster; default: the run's temp folder)", "path"),
+    Option("data_git_timeout", "NLU_CI_DATA_GIT_TIMEOUT", 300.0, "seconds the whole fetch may take", "float"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),
