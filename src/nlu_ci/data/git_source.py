@@ -115,8 +115,8 @@ class GitSource:
         return redact(self.url)
 
     def where(self, revision: str | None = None) -> str:
-        at = f" (commit {revision[:12]})" if revision else ""
-        return f"{self.shown} {self.ref or '(default branch)'}{at}:{self.path}"
+        at = f", commit {revision[:12]}" if revision else ""
+        return f"{self.shown} (ref {self.ref or 'HEAD'}{at}, path {self.path})"
 
     # ---------------------------------------------------------------- the fetch
     def fetch(self, workdir: Path) -> Fetched:
