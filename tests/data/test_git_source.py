@@ -201,14 +201,19 @@ def test_path_not_in_the_repository_is_exit_2_and_git_is_gone(tmp_path, repo):
     assert err.value.exit_code == 2 and sha[:12] in str(err.value)
 
 
-def test_a_symlink_in_the_repository_is_checked_out_as_a_plain_file(tmp_path, repo):
+def test_a_symlink_is_checked_out_as_a_plain_file_into_a_fresh_folder(tmp_path, repo):
     repo.commit(PROJECT, "the assistant")
     (repo.work / "data" / "secrets.yml").symlink_to("/etc/passwd")
     repo.commit({}, "a link out of the checkout")
+    leftover = tmp_path / "emptydir" / "git-default" / "data" / "from-an-earlier-run.yml"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text(PROJECT["data/nlu.yml"])
     with GitDaemon(repo.root) as daemon:
-        fetched = source(tmp_path, daemon.url(repo), NLU_CI_DATA="data").fetch(tmp_path / "work")
+        fetched = source(tmp_path, daemon.url(repo), NLU_CI_DATA="data",
+                         NLU_CI_DATA_GIT_DIR=str(tmp_path / "emptydir")).fetch(tmp_path / "work")
     link = fetched.path / "secrets.yml"
     assert not link.is_symlink() and link.read_text() == "/etc/passwd"
+    assert fetched.path == tmp_path / "emptydir" / "git-default" / "data" and not leftover.exists()
 
 
 def test_network_failure_is_exit_1_and_a_hang_ends_at_the_deadline(tmp_path, repo):
@@ -217,33 +222,32 @@ def test_network_failure_is_exit_1_and_a_hang_ends_at_the_deadline(tmp_path, rep
     with pytest.raises(RuntimeFailure, match=r"git fetch failed: fatal: unable to connect") as err:
         source(tmp_path, f"git://127.0.0.1:{port}/x.git").fetch(tmp_path / "w1")
     assert err.value.exit_code == 1
-    # a server that accepts and never answers: the whole fetch ends at the deadline, git included
+    # an HTTP server that accepts and never answers: the fetch ends at the deadline, and git's helper
+    # (git-remote-http, a child of git: a new process group, killed as one) ends with it
     silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
     accepted: list[socket.socket] = []
     threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
     try:
         with pytest.raises(RuntimeFailure, match=r"did not finish within 2 s") as err:
-            source(tmp_path, f"git://127.0.0.1:{silent.getsockname()[1]}/x.git",
-                   NLU_CI_DATA_GIT_TIMEOUT="2").fetch(tmp_path / "w2")
-        assert err.value.exit_code == 1
+            source(tmp_path, f"http://127.0.0.1:{port}/x.git", NLU_CI_DATA_GIT_TIMEOUT="2").fetch(tmp_path / "w2")
+        assert err.value.exit_code == 1 and accepted, "git had connected"
+        # checked while the connection is still open (closing it would end a left-over helper by itself)
+        assert not _processes_with(f"127.0.0.1:{port}"), "git or its helper was left running"
     finally:
         silent.close()
         for conn in accepted:
             conn.close()
-    assert not _children_named("git"), "git was left running"
 
 
-def _children_named(name: str) -> list[int]:
-    me = str(os.getpid())
+def _processes_with(text: str) -> list[int]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            if text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
         except OSError:
             continue
-        if fields[1] == me and comm.startswith(name):
-            found.append(int(pid))
     return found
 
 
