@@ -122,6 +122,7 @@ class GitSource:
     def fetch(self, workdir: Path) -> Fetched:
         checkout = (self.folder or workdir) / f"git-{self.project}"
         _fresh(checkout)
+        workdir.mkdir(parents=True, exist_ok=True)
         private = Path(tempfile.mkdtemp(prefix="git-home-", dir=workdir))  # HOME, the key copy (mode 0700)
         env = self._environment(private)
         deadline = time.monotonic() + self.timeout
