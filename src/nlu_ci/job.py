@@ -160,6 +160,7 @@ def history_line(report: RunReport) -> dict:
     return {"event": "run", "outcome": report.outcome, "started_at": report.started_at,
             "finished_at": report.finished_at, "error": report.error,
             "fingerprint": report.data.fingerprint if report.data is not None else None,
+            "revision": report.data.revision if report.data is not None else None,
             "candidate": cand.model if cand else None, "candidate_intent_f1": cand.intent_f1 if cand else None,
             "active": active.model if active else None, "active_intent_f1": active.intent_f1 if active else None,
             "reason": decision.reason if decision else None}

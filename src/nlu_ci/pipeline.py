@@ -104,7 +104,8 @@ def load(job: Job) -> Inputs:
         fingerprint = dataset.fingerprint(data, "\n---\n".join(c.text for c in configs), split.params)
         report.data = DataInfo(fingerprint, source, len(data.training_examples), len(split.train.training_examples),
                                len(split.test), sorted({m.get("intent") for m in data.training_examples
-                                                        if m.get("intent")}), split.params)
+                                                        if m.get("intent")}), split.params,
+                               revision=job.registry.data_revision)
     with job.stage("validate"):  # repairs, notes, data check findings (README "nlu-ci validate")
         report.data.quality = data_stage.run_stage(settings, data, split, report.warnings)
         data_stage.enforce(settings, report.data.quality)

@@ -2,7 +2,8 @@
 COMMON = ["models_dir", "project", "output", "log_level", "log_format"]
 PLATFORM = ["platform_host", "platform_tag", "platform_auth", "http_timeout", "http_retries", "http_backoff"]
 DATA = ["data", "test_data", "test_fraction", "split_salt", "max_repair_share", "strict_data"]
-RUN = COMMON + PLATFORM + DATA + [
+DATA_GIT = ["data_git_url", "data_git_ref", "data_git_user", "data_git_known_hosts", "data_git_dir", "data_git_timeout"]
+RUN = COMMON + PLATFORM + DATA + DATA_GIT + [
     "configs", "policy", "report", "keep_models", "dry_run",
     "evaluation", "eval_timeout", "eval_poll_interval", "pushgateway_url", "pushgateway_username", "metrics_timeout",
     "strict_metrics", "review_url_base",

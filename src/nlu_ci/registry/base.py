@@ -39,6 +39,7 @@ class Registry(abc.ABC):
     kind = "abstract"
     serving = "active"  # how people say a model serves here ("X is active", "X is tagged 'production'")
     uploads_candidates = False  # True: ``upload`` sends the candidate somewhere before evaluation
+    data_revision: str | None = None  # the commit ``fetch_data`` fetched (data from git), else None
 
     def __init__(self, store: ModelStore):
         self.store = store

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nlu_ci.data import git_source
 from nlu_ci.errors import ConfigError, DataError, StoreError
 from nlu_ci.redact import redact
 from nlu_ci.registry.base import Registry
@@ -12,11 +13,16 @@ from nlu_ci.registry.store import ModelStore, iso, now_utc
 class LocalRegistry(Registry):
     kind = "store"
 
-    def __init__(self, store: ModelStore, data: Path | None = None):
+    def __init__(self, store: ModelStore, data: Path | None = None, git: git_source.GitSource | None = None):
         super().__init__(store)
         self.data = data
+        self.git = git  # --data-git-url: the data is fetched from a repository (data/git_source.py)
 
     def fetch_data(self, workdir: Path) -> tuple[Path, str]:
+        if self.git is not None:
+            fetched = self.git.fetch(workdir)
+            self.data_revision = fetched.revision
+            return fetched.path, fetched.source
         if self.data is None:
             raise DataError("no training data: set --data / NLU_CI_DATA (file or folder) or RASA_PLATFORM_HOST")
         return self.data, redact(str(self.data))
@@ -47,4 +53,4 @@ class LocalRegistry(Registry):
 
 
 def from_settings(settings, store: ModelStore) -> LocalRegistry:
-    return LocalRegistry(store, settings.data)
+    return LocalRegistry(store, settings.data, git_source.from_settings(settings))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from nlu_ci.data import git_source
 from nlu_ci.engine.model import Model
 from nlu_ci.errors import ConfigError
 from nlu_ci.redact import redact
@@ -148,5 +149,6 @@ class PlatformRegistry(Registry):
 def from_settings(settings, store: ModelStore) -> PlatformRegistry | None:
     if not settings.platform_host:
         return None
+    git_source.refuse_with_platform(settings)  # data from git and from the platform: say which (exit 2)
     return PlatformRegistry(store, PlatformClient.from_settings(settings), evaluation=settings.evaluation,
                             dry_run=settings.dry_run)

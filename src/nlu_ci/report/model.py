@@ -151,12 +151,13 @@ class DataInfo:
     test_examples: Any = None
     intents: list = field(default_factory=list)
     split: Any = field(default_factory=dict)
+    revision: Any = None  # the commit the data came from (--data-git-url), else None
     quality: dict[str, Any] = field(default_factory=dict)  # repairs, notes, validation (the validate stage)
     validation_examples: int | None = None                 # several configs: the selection's validation split
     extra: dict[str, Any] = field(default_factory=dict)
     absent: tuple[str, ...] = ()  # keys a stored report did not have: they stay absent
 
-    BASE = ("fingerprint", "source", "examples", "train_examples", "test_examples", "intents", "split")
+    BASE = ("fingerprint", "source", "revision", "examples", "train_examples", "test_examples", "intents", "split")
     QUALITY = ("repaired_examples", "repairs", "test_repairs", "notes", "skipped_files", "validation")
 
     @property
