@@ -6,7 +6,8 @@
     python monitoring/generate.py --no-promotion-days 30 --max-f1-drop 0.05 --out-dir /tmp/mon
 
 Every query reads the series that ``nlu_ci.outputs.prometheus`` pushes (job ``nlu_ci``, grouping label ``project``);
-Prometheus must scrape the Pushgateway with ``honor_labels: true``. The panel queries are tested against a real
+Prometheus must scrape the Pushgateway with ``honor_labels: true``. The row "Serving" and the rule group
+``nlu-ci-serving`` read what ``nlu-ci serve`` and ``serve-models`` export (generate_serving.py). The panel queries are tested against a real
 Prometheus (tests/observability/test_e2e_prometheus.py), the rules with ``promtool test rules``
 (monitoring/alerts.test.yml). Plain Python, no dependency: the output is the reviewable artefact.
 """
@@ -20,6 +21,9 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import generate_serving as serving  # noqa: E402 (beside this script: the serving rules and dashboard row)
+
 DASHBOARD_FILE = "nlu-ci-dashboard.json"
 RULES_FILE = "alerts.rules.yml"
 DASHBOARD_UID = "nlu-ci"
@@ -143,6 +147,7 @@ def dashboard(no_promotion_days: int = NO_PROMOTION_DAYS, success_hours: int = S
                mappings=[{"type": "value", "options": {"0": {"text": "FAILED", "color": "red"},
                                                        "1": {"text": "passed", "color": "green"}}}]),
     ]
+    panels += serving.panels(_panel, _target, _thresholds, y=34, first_id=13)
     for panel in panels:
         if panel["type"] == "state-timeline":
             panel["fieldConfig"]["overrides"] = [
@@ -178,7 +183,7 @@ def _alert(name: str, expr: str, for_: str, severity: str, summary: str, descrip
 def rules(no_promotion_days: int = NO_PROMOTION_DAYS, max_f1_drop: float = MAX_F1_DROP,
           success_hours: int = SUCCESS_HOURS, retry_hours: int = RETRY_HOURS,
           pushgateway_job: str = PUSHGATEWAY_JOB, projects: tuple[str, ...] = (),
-          runbook: str = RUNBOOK) -> dict:
+          runbook: str = RUNBOOK, serving_options: dict | None = None) -> dict:
     """Plain Prometheus rule groups (the PrometheusRule's ``spec`` is the same document).
 
     Joins of two nlu-ci series match on every label but the one that differs (``ignoring (model)``),
@@ -238,7 +243,7 @@ def rules(no_promotion_days: int = NO_PROMOTION_DAYS, max_f1_drop: float = MAX_F
                "target: the next runs' metrics are lost or invisible (a ServiceMonitor without the release "
                "label of your Prometheus is never scraped).", runbook),
     ]
-    return {"groups": [{"name": "nlu-ci", "rules": alerts}]}
+    return {"groups": [{"name": "nlu-ci", "rules": alerts}, serving.rules(runbook, **(serving_options or {}))]}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -277,13 +282,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", action="append", default=[], dest="projects",
                         help="watch this project for missing metrics (repeatable; default: any project)")
     parser.add_argument("--runbook-base", default=RUNBOOK, help="runbook_url of every alert = this + #<alert>")
+    parser.add_argument("--served-differs-minutes", type=int, default=serving.SERVED_DIFFERS_MINUTES,
+                        help="a pod serving another model than ACTIVE this long pages")
+    parser.add_argument("--no-pull-minutes", type=int, default=serving.NO_PULL_MINUTES)
+    parser.add_argument("--max-5xx-share", type=float, default=serving.MAX_5XX_SHARE)
+    parser.add_argument("--max-p99-seconds", type=float, default=serving.MAX_P99_SECONDS)
+    parser.add_argument("--low-confidence-factor", type=float, default=serving.LOW_CONFIDENCE_FACTOR,
+                        help="the last hour's low-confidence share this many times its 7-day level warns")
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on a difference")
     args = parser.parse_args(argv)
     if (args.no_promotion_days < 1 or args.success_hours < 1 or args.retry_hours < 1
             or not 0 < args.max_f1_drop < 1):
         parser.error("--no-promotion-days, --success-hours and --retry-hours must be >= 1, --max-f1-drop in (0, 1)")
+    if (args.served_differs_minutes < 1 or args.no_pull_minutes < 1 or not 0 < args.max_5xx_share < 1
+            or args.max_p99_seconds <= 0 or args.low_confidence_factor <= 1):
+        parser.error("--served-differs-minutes and --no-pull-minutes must be >= 1, --max-5xx-share in (0, 1), "
+                     "--max-p99-seconds > 0, --low-confidence-factor > 1")
+    serving_options = {"served_differs_minutes": args.served_differs_minutes, "no_pull_minutes": args.no_pull_minutes,
+                       "max_5xx_share": args.max_5xx_share, "max_p99_seconds": args.max_p99_seconds,
+                       "low_confidence_factor": args.low_confidence_factor}
     options = {"retry_hours": args.retry_hours, "pushgateway_job": args.pushgateway_job,
-               "projects": tuple(args.projects), "runbook": args.runbook_base}
+               "projects": tuple(args.projects), "runbook": args.runbook_base, "serving_options": serving_options}
     stale = []
     for name, text in render(args.no_promotion_days, args.max_f1_drop, args.success_hours, **options).items():
         path = args.out_dir / name

@@ -117,6 +117,14 @@ OPTIONS: list[Option] = [
     Option("data_git_dir", "NLU_CI_DATA_GIT_DIR", None,
            "folder the repository is fetched into (an emptyDir in a cluster; default: the run's temp folder)", "path"),
     Option("data_git_timeout", "NLU_CI_DATA_GIT_TIMEOUT", 300.0, "seconds the whole fetch may take", "float"),
+    # -- model server bounds (nlu-ci serve-models; serving/bounded.py, docs/serving-monitoring.md)
+    Option("model_server_max_connections", "NLU_CI_MODEL_SERVER_MAX_CONNECTIONS", 128,
+           "serve-models: connections open at once, one thread each (when full, the one waiting longest for its "
+           "request is closed)", "int"),
+    Option("model_server_head_timeout", "NLU_CI_MODEL_SERVER_HEAD_TIMEOUT", 10.0,
+           "serve-models: seconds a client has to send a whole request head, also the keep-alive idle time", "float"),
+    Option("model_server_io_timeout", "NLU_CI_MODEL_SERVER_IO_TIMEOUT", 30.0,
+           "serve-models: seconds one read or write may wait for a client", "float"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
-from dashboard_check import check_dashboard, load_dashboard, targets
+from dashboard_check import check_dashboard, load_dashboard, serving_targets, targets
 from reports import make_report
 
 from nlu_ci.outputs import prometheus as metrics
@@ -43,7 +43,7 @@ def test_promtool_check_rules():
     out = subprocess.run([PROMTOOL_BIN, "check", "rules", str(MONITORING / "alerts.rules.yml")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"SUCCESS: {len(generate.rules()['groups'][0]['rules'])} rules found" in out.stdout
+    assert f"SUCCESS: {sum(len(g['rules']) for g in generate.rules()['groups'])} rules found" in out.stdout
 
 
 @needs_promtool
@@ -54,7 +54,9 @@ def test_promtool_unit_tests_fire_and_stay_silent():
     # every alert of the rules file has a firing case and a silent case in the tests
     tests = yaml.safe_load((MONITORING / "alerts.test.yml").read_text())["tests"]
     cases = [case for group in tests for case in group["alert_rule_test"]]
-    rules = yaml.safe_load((MONITORING / "alerts.rules.yml").read_text())["groups"][0]["rules"]
+    groups = yaml.safe_load((MONITORING / "alerts.rules.yml").read_text())["groups"]
+    rules = [rule for group in groups for rule in group["rules"] if "alert" in rule]
+    assert {"NluCiServedModelNotActive", "NluCiServingNoGoodPull"} <= {r["alert"] for r in rules}
     for rule in rules:
         mine = [c for c in cases if c["alertname"] == rule["alert"]]
         assert any(c["exp_alerts"] for c in mine), f"{rule['alert']}: no firing case"
@@ -76,6 +78,8 @@ def test_promtool_notices_a_broken_rule(tmp_path):
 
 def test_dashboard_is_importable_json():
     dashboard = load_dashboard()
+    rows = [p for p in dashboard["panels"] if p["type"] == "row"]
+    assert [r["title"] for r in rows] == ["Serving"] and rows[0]["panels"] == []  # not collapsed
     assert dashboard["uid"] == "nlu-ci" and dashboard["schemaVersion"] >= 36
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
@@ -89,10 +93,15 @@ def test_dashboard_is_importable_json():
         mine = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
         assert not cells & mine, f"{panel['title']} overlaps another panel"
         cells |= mine
+        if panel["type"] == "row":
+            continue
         assert panel["datasource"]["uid"] == "${datasource}"
         assert panel["targets"], panel["title"]
     for _, target in targets(dashboard):
         assert 'job="nlu_ci"' in target["expr"] and 'project=~"$project"' in target["expr"]
+    for panel, target in serving_targets(dashboard):  # serve's and serve-models' series, per project
+        assert 'project=~"$project"' in target["expr"] or "nlu_ci_model_server_requests_total" in target["expr"], \
+            (panel["title"], target["expr"])
     # every metric the job exports is shown somewhere
     exprs = " ".join(t["expr"] for _, t in targets(dashboard))
     shown = {name for name in metrics.METRICS if name in exprs}
@@ -199,13 +208,13 @@ def test_a_locked_run_leaves_the_pushgateway_group_alone(pushgateway, tmp_path):
 def test_every_alert_links_its_runbook_section():
     runbook = (MONITORING.parent / "docs" / "runbook.md").read_text()
     anchors = {line.lstrip("#").strip().lower() for line in runbook.splitlines() if line.startswith("## ")}
-    for rule in generate.rules()["groups"][0]["rules"]:
+    for rule in [r for g in generate.rules()["groups"] for r in g["rules"] if "alert" in r]:
         url = rule["annotations"]["runbook_url"]
         assert url == f"docs/runbook.md#{rule['alert'].lower()}", url
         assert rule["alert"].lower() in anchors, f"docs/runbook.md has no section ## {rule['alert']}"
     custom = generate.rules(runbook="https://git.example.com/nlu-ci/blob/main/docs/runbook.md")
     assert all(r["annotations"]["runbook_url"].startswith("https://git.example.com/")
-               for r in custom["groups"][0]["rules"])
+               for g in custom["groups"] for r in g["rules"] if "alert" in r)
 
 
 @needs_promtool
