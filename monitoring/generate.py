@@ -142,10 +142,16 @@ def dashboard(no_promotion_days: int = NO_PROMOTION_DAYS, success_hours: int = S
                         "{{project}} {{check}}")],
                unit="short", min=0, custom=dict(stepped, drawStyle="points"), **line),
         _panel(12, "table", "Gate checks of the last run", "1 = passed, 0 = failed (enabled checks only).",
-               (0, 28, 24, 6),
+               (0, 28, 12, 6),
                [_target(f"max by (project, check) (nlu_ci_gate_check_passed{{{SEL}}})", "", instant=True)],
                mappings=[{"type": "value", "options": {"0": {"text": "FAILED", "color": "red"},
                                                        "1": {"text": "passed", "color": "green"}}}]),
+        _panel(40, "table", "Active model: held-out F1 per intent",
+               "The model active after the newest run (the candidate when promoted) and its F1 per intent on "
+               "its own held-out test set: the intents to annotate next are at the bottom.", (12, 28, 12, 6),
+               [_target(f"max by (project, model) (nlu_ci_active_model_info{{{SEL}}})", "", instant=True),
+                _target(f"max by (project, intent) (nlu_ci_active_intent_f1{{{SEL}}})", "", "B", instant=True)],
+               unit="percentunit"),
     ]
     panels += serving.panels(_panel, _target, _thresholds, y=34, first_id=13)
     for panel in panels:
@@ -159,7 +165,13 @@ def dashboard(no_promotion_days: int = NO_PROMOTION_DAYS, success_hours: int = S
         "description": "Nightly Rasa NLU retraining: model quality, promotions, failures (metrics from nlu_ci).",
         "editable": True, "graphTooltip": 1, "schemaVersion": 39, "version": 1, "refresh": "5m",
         "time": {"from": "now-30d", "to": "now"}, "timezone": "utc",
-        "annotations": {"list": []},
+        "annotations": {"list": [{
+            "name": "Active model changed", "datasource": DS, "enable": True, "iconColor": "purple",
+            # a new (project, model) series of the job's active-model info: a promotion (or a rollback's push)
+            "expr": f"max by (project, model) (nlu_ci_active_model_info{{{SEL}}}) unless max by (project, model) "
+                    f"(nlu_ci_active_model_info{{{SEL}}} offset 10m)",
+            "step": "5m", "titleFormat": "{{project}}: {{model}} active", "textFormat": "active model changed",
+            "tagKeys": "project,model"}]},
         "templating": {"list": [
             {"name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus",
              "current": {}, "hide": 0, "refresh": 1},

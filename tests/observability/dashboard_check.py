@@ -87,6 +87,8 @@ def expected_panels(reports: list[dict], i: int, t: float, project: str) -> dict
     data = run.get("data") or {}
     p = _p_value(run)
     total = (run.get("durations") or {}).get("total")
+    # the model active once the run ended: the candidate when promoted (outputs/prometheus/gauges.active_after)
+    active_after = (run.get("candidate") if run["outcome"] == "promoted" else run.get("active")) or {}
     return {
         "Last run outcome": {"A": outcome},
         "Time since last successful run": {"A": since(last_success)},
@@ -108,6 +110,11 @@ def expected_panels(reports: list[dict], i: int, t: float, project: str) -> dict
                                      for c in checks if not c.get("passed")}},
         "Gate checks of the last run": {"A": {_labels(project=project, check=c["name"]): float(bool(c["passed"]))
                                               for c in checks}},
+        "Active model: held-out F1 per intent": {
+            "A": {_labels(project=project, model=active_after["model"]): 1.0} if active_after.get("model") else {},
+            "B": {_labels(project=project, intent=intent): float(row["f1"])
+                  for intent, row in (active_after.get("per_intent") or {}).items()
+                  if active_after.get("model") and isinstance(row, dict) and row.get("f1") is not None}},
     }
 
 

@@ -41,6 +41,7 @@ def publish(report, store: Path, **kw):
 
 def test_every_gauge_from_a_promoted_report(tmp_path):
     report = make_report("promoted", candidate=0.91, active=0.87, p_value=0.021, train=412, test=103)
+    report.candidate.scores["per_intent"] = {"greet": {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 10}}
     result = publish(report, tmp_path)
     assert result.ok and result.textfile == tmp_path / "metrics.prom" and not result.push_attempted
     found = samples(result.textfile.read_text())
@@ -231,3 +232,19 @@ def test_basic_auth_push_and_no_password_in_errors(auth_pushgateway, tmp_path, c
     assert not bad.pushed and "401" in bad.push_error
     for text in (bad.push_error, bad.url, caplog.text):
         assert PG_PASSWORD not in text
+
+
+def test_the_active_model_after_the_run_and_its_per_intent_f1(tmp_path):
+    """nlu_ci_active_model_info names the model active once the run ended (the serving alerts join on it)."""
+    promoted = samples(publish(make_report("promoted", candidate=0.91, active=0.87), tmp_path / "p").textfile.read_text())
+    assert value(promoted, "nlu_ci_active_model_info", model="model_20261120-020000") == 1
+    assert value(promoted, "nlu_ci_active_model_info", model="model_20261119-020000") is None
+    rejected_report = make_report("rejected", candidate=0.70, active=0.88)
+    rejected_report.active.scores["per_intent"] = {"greet": {"f1": 0.95, "support": 20}, "goodbye": {"f1": 0.5}}
+    rejected = samples(publish(rejected_report, tmp_path / "r").textfile.read_text())
+    assert value(rejected, "nlu_ci_active_model_info", model="model_20261119-020000") == 1
+    assert value(rejected, "nlu_ci_active_model_info", model="model_20261120-020000") is None
+    assert value(rejected, "nlu_ci_active_intent_f1", intent="greet") == 0.95
+    assert value(rejected, "nlu_ci_active_intent_f1", intent="goodbye") == 0.5
+    failed = samples(publish(make_report("failed", candidate=None, active=None), tmp_path / "f").textfile.read_text())
+    assert not [s for s in failed if s[0] == "nlu_ci_active_model_info"]

@@ -43,7 +43,19 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nlu_ci_mcnemar_p_value": ("McNemar test p-value, candidate vs active on the same test set.", ()),
     "nlu_ci_gate_check_passed": ("1 if the enabled promotion-gate check passed in the last run, else 0.",
                                  ("check",)),
+    "nlu_ci_active_model_info": ("1 for the model that is active after the last run (the serving alerts "
+                                 "compare it with what each pod serves).", ("model",)),
+    "nlu_ci_active_intent_f1": ("Held-out F1 per intent of the model that is active after the last run "
+                                "(intents of its own test set).", ("intent",)),
 }
+
+
+def active_after(report: RunReport):
+    """The scores of the model active once the run ended: the candidate when it was promoted, else the
+    active one (None when there is none, or the run did not get that far)."""
+    if report.outcome == "promoted":
+        return report.candidate
+    return report.active
 
 
 def timestamp(value: Any) -> float | None:
@@ -157,6 +169,15 @@ def build_registry(report: RunReport, previous: Mapping[str, Any] | None = None)
     for check in report.decision.checks if report.decision is not None else []:
         if check.name and check.enabled:
             gauges["nlu_ci_gate_check_passed"].labels(check=str(check.name)).set(1 if check.passed else 0)
+
+    active = active_after(report)
+    if active is not None and active.model:
+        gauges["nlu_ci_active_model_info"].labels(model=str(active.model)).set(1)
+        per_intent = active.per_intent if isinstance(active.per_intent, Mapping) else {}
+        for intent, row in per_intent.items():
+            f1 = number(row.get("f1")) if isinstance(row, Mapping) else None
+            if f1 is not None:
+                gauges["nlu_ci_active_intent_f1"].labels(intent=str(intent)).set(f1)
     return registry
 
 
