@@ -81,6 +81,9 @@ OPTIONS: list[Option] = [
     Option("review_url_base", "NLU_CI_REVIEW_URL_BASE", None,
            "URL where the project's store folder is served: the review page is BASE/reports/<run>.html "
            "(linked from Slack and the check summary); unset: its path in the store"),
+    # -- nlu-ci serve: request limits, serving metrics, query log
+    Option("max_message_chars", "NLU_CI_MAX_MESSAGE_CHARS", 10_000,
+           "longest message /parse accepts, characters (longer: 413)", "int"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),

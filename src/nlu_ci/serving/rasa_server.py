@@ -88,7 +88,8 @@ def run(settings) -> str:
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
     from twisted.python import log as twisted_log
-    from twisted.web.server import Site
+
+    from nlu_ci.serving import serve_app
 
     twisted_log.PythonLoggingObserver(loggerName="twisted").start()  # through our logging: redacted, stderr
     logging.getLogger("twisted").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
@@ -96,7 +97,7 @@ def run(settings) -> str:
     rasa = build(settings, workdir)
     port = settings.port or DEFAULT_PORT
     try:
-        reactor.listenTCP(port, Site(rasa.app.resource()), interface=settings.host)
+        reactor.listenTCP(port, serve_app.site(settings, rasa), interface=settings.host)
     except CannotListenError as err:
         raise ConfigError(f"--host/--port: cannot listen on {settings.host}:{port}: {err.socketError}") from None
     address = f"http://{settings.host}:{port}"

@@ -75,7 +75,10 @@ def _update_from_server(model_server, project_obj) -> None:
 
     model_dir = tempfile.mkdtemp(prefix="nlu-ci-pulled-")
     try:
-        fingerprint, filename = project._pull_model_and_fingerprint(model_server, model_dir, project_obj.fingerprint)
+        # nothing loaded (the first pull, a model that failed to load or was unloaded): ask for the model whatever
+        # the fingerprint, so the server answers 200 and not 204 for ever
+        known = project_obj.fingerprint if serving_model(project_obj) else None
+        fingerprint, filename = project._pull_model_and_fingerprint(model_server, model_dir, known)
         if fingerprint and os.listdir(model_dir):
             name = model_name_from(filename) or project._get_remote_model_name(None)
             project_obj.update_model_from_dir_and_unload_others(model_dir, name)
