@@ -84,6 +84,8 @@ OPTIONS: list[Option] = [
     # -- nlu-ci serve: request limits, serving metrics, query log
     Option("max_message_chars", "NLU_CI_MAX_MESSAGE_CHARS", 10_000,
            "longest message /parse accepts, characters (longer: 413)", "int"),
+    Option("fallback_threshold", "NLU_CI_FALLBACK_THRESHOLD", 0.3,
+           "intent confidence below which a message counts as low confidence (serving metrics)", "float"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),

@@ -71,16 +71,19 @@ def build(settings, workdir: str | None = None):
     from rasa_nlu.data_router import DataRouter
     from rasa_nlu.server import RasaNLU
 
-    from nlu_ci.serving import swap, threadsafe
+    from nlu_ci.serving import parse_metrics, swap, threadsafe
 
     threadsafe.apply()  # rasa_nlu's CRFEntityExtractor under concurrent requests (both swap modes)
+    metrics = parse_metrics.ServingMetrics(settings.project, settings.fallback_threshold)
     if settings.swap == "atomic":
-        swap.apply()
+        swap.apply(metrics, require_metadata=bool(settings.model_url))  # serve-models' zips carry nlu_ci.json
     endpoint = endpoint_config(settings)
     workdir = workdir or tempfile.mkdtemp(prefix="nlu-ci-serve-")  # rasa_nlu's --path: nothing is kept there
     router = DataRouter(workdir, model_server=endpoint, wait_time_between_pulls=settings.pull_interval)
     _add_ready_route(RasaNLU)
-    return RasaNLU(router, settings.log_level, None, 1, settings.rasa_nlu_token)
+    rasa = RasaNLU(router, settings.log_level, None, 1, settings.rasa_nlu_token)
+    rasa.nlu_ci_metrics = metrics
+    return rasa
 
 
 def run(settings) -> str:
