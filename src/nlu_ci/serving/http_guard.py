@@ -19,6 +19,7 @@ Every refused request is one JSON line ``{"error": "..."}`` and one log line (IN
 """
 from __future__ import annotations
 
+import contextlib
 import hmac
 import io
 import json
@@ -187,10 +188,20 @@ class GuardedChannel(http.HTTPChannel):
         log.info("%s bad request: %d %s", peer, status, message)
         body = error_body(message)
         reason = http.RESPONSES.get(status, b"Error")
+        self.dataReceived = self.lineReceived = self.rawDataReceived = lambda *a: None  # the rest is read, ignored
         self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                              b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body))
-        self.loseConnection()
-        self.dataReceived = self.lineReceived = lambda *a: None  # the rest of this connection is ignored
+        # half-close: the answer is followed by a FIN, and what the client still sends is read and dropped, so
+        # the kernel does not reset the connection (which can discard the answer); the client has 2 s to close
+        from twisted.internet import reactor
+
+        transport = self.transport
+        try:
+            transport.loseWriteConnection()
+        except AttributeError:  # a transport that cannot half-close
+            transport.loseConnection()
+            return
+        reactor.callLater(2.0, _abort, transport)
 
     def _respondToBadRequestAndDisconnect(self):  # noqa: N802 (twisted's name)
         if self._receivedHeaderSize > self.totalHeadersSize:
@@ -211,6 +222,11 @@ class GuardedChannel(http.HTTPChannel):
             self._answer_and_close(413, f"request body of {self.length} bytes, more than {MAX_BODY}")
             return
         super().allHeadersReceived()
+
+
+def _abort(transport) -> None:
+    with contextlib.suppress(Exception):
+        transport.abortConnection()
 
 
 def site(root: Resource) -> server.Site:
