@@ -9,7 +9,7 @@ twisted traceback. ``Guard`` is the root resource in front of it:
 * the query string must be UTF-8, a POST body a UTF-8 JSON object (at most ``MAX_DEPTH`` deep) whose ``q`` (or
   ``query``) is a string, the text at most ``max_chars`` characters (413), ``project`` the served one
   (``default``), ``model`` the served model or absent; otherwise 400/404/413 before rasa_nlu sees it;
-* with a token (``RASA_NLU_TOKEN``) a request without it is 401;
+* with a token (``RASA_NLU_TOKEN``) a request without it is 401 (except ``open_routes``: ``/ready``, ``/metrics``);
 * ``JsonRequest.processingFailed`` turns an exception in a handler into a 500 JSON line and one log line;
 * ``GuardedChannel`` answers a malformed request line, an oversized line or header block (431/414), too many
   headers or an oversized body (413) with a status line and one JSON line, then closes (twisted writes a bare
@@ -91,9 +91,11 @@ class Guard(Resource):
 
     def __init__(self, rasa_resource, *, token: str | None = None, max_chars: int = 10_000,
                  serving_model: Callable[[], str | None] = lambda: None,
-                 extra: dict[bytes, Callable] | None = None, on_parse: Callable | None = None):
+                 extra: dict[bytes, Callable] | None = None, on_parse: Callable | None = None,
+                 open_routes: tuple[bytes, ...] = ()):
         super().__init__()
         self.rasa, self.token, self.max_chars = rasa_resource, token, max_chars
+        self.open_routes = open_routes  # answered without the token (probes, scrapes)
         self.serving_model, self.extra = serving_model, extra or {}
         self.on_parse = on_parse  # called as on_parse(status, seconds) when a /parse request finishes
 
@@ -120,7 +122,7 @@ class Guard(Resource):
             raise Refused(405, f"{request.method[:20].decode('latin-1')} not allowed on {path.decode()}: use {allow}",
                           {"Allow": allow})
         args = _args(request)
-        if self.token is not None:
+        if self.token is not None and path not in self.open_routes:
             given = (args.get("token") or [""])[0]
             if not hmac.compare_digest(given.encode(), self.token.encode()):
                 raise Refused(401, "unauthorized: this server needs ?token=")

@@ -60,18 +60,26 @@ class ServingMetrics:
         self.intents.labels(intent=OTHER)
 
     # -- the served model
-    def served(self, model: str | None, intents=()) -> None:
+    def served(self, model: str | None, intents=None) -> None:
+        """The model now answering; ``intents``: the ones it knows (None: unknown, or as before for the same model)."""
         with self._lock:
-            if model == self._model:
+            if model != self._model:
+                if self._model is not None:
+                    self.model_info.remove(self.project, self._model)
+                if model is not None:
+                    self.model_info.labels(project=self.project, model=model).set(1)
+                self._model = model
+                self._known = frozenset()
+            if intents is None:
                 return
-            if self._model is not None:
-                self.model_info.remove(self.project, self._model)
-            if model is not None:
-                self.model_info.labels(project=self.project, model=model).set(1)
-            self._model = model
             self._known = frozenset(str(i) for i in intents)
             for intent in self._known:
                 self.intents.labels(intent=intent)
+
+    def served_name(self, model: str | None) -> None:
+        """The served model as seen at a scrape; its intents stay unknown (``other``) unless ``served`` said them."""
+        if model != self._model:
+            self.served(model)
 
     def swapped(self, seconds: float) -> None:
         self.swaps.inc()
