@@ -154,3 +154,78 @@ def test_a_model_that_failed_to_load_is_loaded_when_it_comes_with_the_same_etag(
         assert wire.requests[-1] is None and swap.serving_model(project) == model
     finally:
         wire.stop()
+
+
+# -- the query log (--query-log): a second real nlu-ci serve against the same model server
+
+PII = ["mail me at jane.doe@example.com please", "my card is 4111 1111 1111 1111", "call +49 170-1234567 now"]
+
+
+def test_the_query_log_is_rasa_nlus_format_bounded_masked_and_0640(served, tmp_path):
+    import os
+    import re
+    import time
+
+    from serving_helpers import TEXTS, free_port, start
+
+    store, models, _, model = served
+    folder = tmp_path / "queries"
+    folder.mkdir(mode=0o750)
+    old = folder / "rasa_nlu_log-20200101-000000-1.log"  # an earlier run's file, past the age limit
+    old.write_text('{"user_input": {"text": "old"}}\n')
+    os.utime(old, (time.time() - 8 * 86400,) * 2)
+    other = folder / "notes.txt"  # not a query-log file: left alone
+    other.write_text("x")
+    port = free_port()
+    max_bytes = 20_000
+    rasa = start(["serve", "--host", "127.0.0.1", "--port", str(port), "--model-url", models.url + "/models/default",
+                  "--query-log", str(folder), "--query-log-max-mb", str(max_bytes / 1024 / 1024)],
+                 store.env(TMPDIR=str(tmp_path)), tmp_path / "rasa_qlog.log", f"http://127.0.0.1:{port}", "/ready")
+    try:
+        sent = [TEXTS[i % len(TEXTS)] for i in range(150)] + PII
+        answers = [parse(rasa.url, text)[1] for text in sent]
+        assert all(a.get("model") == model for a in answers)
+    finally:
+        rasa.stop()
+    files = sorted(folder.glob("rasa_nlu_log-*.log"))
+    assert not old.exists() and other.exists()
+    assert all(re.fullmatch(r"rasa_nlu_log-\d{8}-\d{6}-\d+(-\d+)?\.log", f.name) for f in files), files
+    assert len(files) >= 2  # rotated
+    assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o640"}
+    total = sum(f.stat().st_size for f in files)
+    assert total <= max_bytes * 1.25 + 2_000, total  # the bound, plus the file being written
+    records = sorted((json.loads(line) for f in files for line in f.read_text().splitlines()),
+                     key=lambda r: r["log_time"])
+    assert 10 < len(records) < len(sent)  # the oldest were removed
+    text = "".join(f.read_text() for f in files)
+    assert "jane.doe@example.com" not in text and "4111" not in text and "1234567" not in text
+    assert [r["user_input"]["text"] for r in records[-3:]] == ["mail me at <email> please", "my card is <number>",
+                                                              "call +<number> now"]
+    # rasa_nlu's own query logger, given the same answer, writes the same record (but for the time)
+    from rasa_nlu.data_router import DataRouter
+
+    own = DataRouter._create_query_logger(str(tmp_path / "rasa_own"))
+    unmasked = answers[-4]
+    own.info("", user_input=unmasked, project="default", model=unmasked.get("model"))
+    theirs = json.loads(next((tmp_path / "rasa_own").glob("rasa_nlu_log-*.log")).read_text().splitlines()[0])
+    ours = records[-4]
+    assert ours.pop("log_time") > 0 and theirs.pop("log_time") > 0
+    assert ours == theirs
+    assert set(ours["user_input"]) == {"text", "intent", "intent_ranking", "entities", "project", "model"}
+
+
+def test_the_query_log_is_off_by_default(served):
+    store, *_ = served
+    assert not list(store.root.rglob("rasa_nlu_log-*"))
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("a.b-c+d@mail.example.org wrote", "<email> wrote"),
+    ("iban DE44 5001 0517 5407 3249 31", "iban DE<number>"),
+    ("order 12345 is late", "order 12345 is late"),  # 5 digits: kept
+    ("tel 030.123.456", "tel <number>"),
+])
+def test_masking(text, masked):
+    from nlu_ci.serving.query_log import mask_text
+
+    assert mask_text(text) == masked

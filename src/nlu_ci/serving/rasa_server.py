@@ -92,15 +92,16 @@ def run(settings) -> str:
     from twisted.internet.error import CannotListenError
     from twisted.python import log as twisted_log
 
-    from nlu_ci.serving import serve_app
+    from nlu_ci.serving import query_log, serve_app
 
     twisted_log.PythonLoggingObserver(loggerName="twisted").start()  # through our logging: redacted, stderr
     logging.getLogger("twisted").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
+    answers = query_log.from_settings(settings)  # None unless --query-log
     workdir = tempfile.mkdtemp(prefix="nlu-ci-serve-")
     rasa = build(settings, workdir)
     port = settings.port or DEFAULT_PORT
     try:
-        reactor.listenTCP(port, serve_app.site(settings, rasa), interface=settings.host)
+        reactor.listenTCP(port, serve_app.site(settings, rasa, answers), interface=settings.host)
     except CannotListenError as err:
         raise ConfigError(f"--host/--port: cannot listen on {settings.host}:{port}: {err.socketError}") from None
     address = f"http://{settings.host}:{port}"
@@ -109,6 +110,8 @@ def run(settings) -> str:
     try:
         reactor.run()
     finally:
+        if answers is not None:
+            answers.close()
         for project in rasa.data_router.project_store.values():
             for folder in getattr(project, "_nlu_ci_dirs", []):
                 shutil.rmtree(folder, ignore_errors=True)
