@@ -43,7 +43,7 @@ def rules(runbook: str, served_differs_minutes: int = SERVED_DIFFERS_MINUTES, no
           low_confidence_factor: float = LOW_CONFIDENCE_FACTOR) -> dict:
     """The rule group ``nlu-ci-serving``: two recording rules (the low-confidence level, kept 7 days by
     Prometheus itself) and the alerts."""
-    low = by_project("increase(nlu_ci_serving_low_confidence_total[1h])")
+    low = by_project("increase(nlu_ci_serving_low_confidence_messages_total[1h])")
     messages = by_project("increase(nlu_ci_serving_intent_confidence_count[1h])")
     requests = by_project("rate(nlu_ci_serving_parse_requests_total[5m])")
     errors = by_project('rate(nlu_ci_serving_parse_requests_total{code=~"5.."}[5m])')
@@ -148,12 +148,12 @@ def panels(panel, target, thresholds, y: int, first_id: int) -> list[dict]:
            panel(next(i), "timeseries", "Messages below the fallback threshold",
                  "Share of parsed messages whose top intent confidence is below the fallback threshold (1 h).",
                  (16, y + 6, 8, 8),
-                 [target(f"{per_project('increase(nlu_ci_serving_low_confidence_total[1h])')} / "
+                 [target(f"{per_project('increase(nlu_ci_serving_low_confidence_messages_total[1h])')} / "
                          f"{per_project('increase(nlu_ci_serving_intent_confidence_count[1h])')}",
                          "{{project}} low confidence")], unit="percentunit", min=0, max=1, **line),
            panel(next(i), "timeseries", "Predicted intents",
                  "Messages per second by predicted intent (intents the model knows only).", (0, y + 14, 12, 8),
-                 [target(per_project("rate(nlu_ci_serving_predicted_intent_total[5m])", "project, intent"),
+                 [target(per_project("rate(nlu_ci_serving_intent_predictions_total[5m])", "project, intent"),
                          "{{project}} {{intent}}")], unit="reqps", **line),
            panel(next(i), "timeseries", "Model pulls and model server answers",
                  "Pulls of the rasa-nlu pods by result; the model server's answers by route and status.",

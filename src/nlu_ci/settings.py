@@ -125,6 +125,19 @@ OPTIONS: list[Option] = [
            "serve-models: seconds a client has to send a whole request head, also the keep-alive idle time", "float"),
     Option("model_server_io_timeout", "NLU_CI_MODEL_SERVER_IO_TIMEOUT", 30.0,
            "serve-models: seconds one read or write may wait for a client", "float"),
+    # -- nlu-ci serve: request limits, serving metrics, query log
+    Option("max_message_chars", "NLU_CI_MAX_MESSAGE_CHARS", 10_000,
+           "longest message /parse accepts, characters (longer: 413)", "int"),
+    Option("fallback_threshold", "NLU_CI_FALLBACK_THRESHOLD", 0.3,
+           "intent confidence below which a message counts as low confidence (serving metrics)", "float"),
+    Option("query_log", "NLU_CI_QUERY_LOG", None, "write rasa_nlu's query log (one JSON record per parse) into this "
+           "folder (default: off; docs/serving.md)", "path"),
+    Option("query_log_max_mb", "NLU_CI_QUERY_LOG_MAX_MB", 100.0, "the query log's files add up to at most this, MB "
+           "(the oldest are removed)", "float"),
+    Option("query_log_max_age_hours", "NLU_CI_QUERY_LOG_MAX_AGE_HOURS", 168.0, "query log files older than this are "
+           "removed, hours", "float"),
+    Option("query_log_mask", "NLU_CI_QUERY_LOG_MASK", True, "mask e-mail addresses and runs of 6+ digits in the query "
+           "log", "bool"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),

@@ -60,9 +60,9 @@ class FakeServeMetrics:
         lines = [f'nlu_ci_serving_model_info{{project="default",model="{self.model}"}} 1',
                  f'nlu_ci_serving_parse_requests_total{{code="200"}} {100 * n}',
                  f'nlu_ci_serving_parse_requests_total{{code="500"}} {n}',
-                 f'nlu_ci_serving_predicted_intent_total{{intent="greet"}} {60 * n}',
-                 f'nlu_ci_serving_predicted_intent_total{{intent="order_pizza"}} {40 * n}',
-                 f"nlu_ci_serving_low_confidence_total {5 * n}",
+                 f'nlu_ci_serving_intent_predictions_total{{intent="greet"}} {60 * n}',
+                 f'nlu_ci_serving_intent_predictions_total{{intent="order_pizza"}} {40 * n}',
+                 f"nlu_ci_serving_low_confidence_messages_total {5 * n}",
                  f'nlu_ci_serving_model_pulls_total{{result="not_modified"}} {n}',
                  f"nlu_ci_serving_last_good_pull_timestamp_seconds {now - 3}"]
         for le, share in (("0.05", 0.9), ("0.1", 0.99), ("0.5", 1.0), ("+Inf", 1.0)):

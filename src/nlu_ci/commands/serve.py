@@ -7,9 +7,11 @@ from nlu_ci.commands.options import PLATFORM
 from nlu_ci.commands.result import Result
 
 NAME = "serve"
-HELP = "run rasa_nlu's HTTP server (/parse, /status, /version), pulling the active model from --model-url"
+HELP = "run rasa_nlu's HTTP server (/parse, /status, /version, /ready, /metrics only), pulling the active model from --model-url"
 SETTINGS = ["host", "port", "model_url", "pull_interval", "swap", "project", "output", "log_level",
             "log_format"] + PLATFORM
+SETTINGS += ["max_message_chars", "fallback_threshold", "query_log", "query_log_max_mb", "query_log_max_age_hours",
+             "query_log_mask"]  # nlu-ci serve's own (settings.py: "# -- nlu-ci serve")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

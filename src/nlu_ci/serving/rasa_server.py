@@ -71,16 +71,19 @@ def build(settings, workdir: str | None = None):
     from rasa_nlu.data_router import DataRouter
     from rasa_nlu.server import RasaNLU
 
-    from nlu_ci.serving import swap, threadsafe
+    from nlu_ci.serving import parse_metrics, swap, threadsafe
 
     threadsafe.apply()  # rasa_nlu's CRFEntityExtractor under concurrent requests (both swap modes)
+    metrics = parse_metrics.ServingMetrics(settings.project, settings.fallback_threshold)
     if settings.swap == "atomic":
-        swap.apply()
+        swap.apply(metrics, require_metadata=bool(settings.model_url))  # serve-models' zips carry nlu_ci.json
     endpoint = endpoint_config(settings)
     workdir = workdir or tempfile.mkdtemp(prefix="nlu-ci-serve-")  # rasa_nlu's --path: nothing is kept there
     router = DataRouter(workdir, model_server=endpoint, wait_time_between_pulls=settings.pull_interval)
     _add_ready_route(RasaNLU)
-    return RasaNLU(router, settings.log_level, None, 1, settings.rasa_nlu_token)
+    rasa = RasaNLU(router, settings.log_level, None, 1, settings.rasa_nlu_token)
+    rasa.nlu_ci_metrics = metrics
+    return rasa
 
 
 def run(settings) -> str:
@@ -88,15 +91,17 @@ def run(settings) -> str:
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
     from twisted.python import log as twisted_log
-    from twisted.web.server import Site
+
+    from nlu_ci.serving import query_log, serve_app
 
     twisted_log.PythonLoggingObserver(loggerName="twisted").start()  # through our logging: redacted, stderr
     logging.getLogger("twisted").setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
+    answers = query_log.from_settings(settings)  # None unless --query-log
     workdir = tempfile.mkdtemp(prefix="nlu-ci-serve-")
     rasa = build(settings, workdir)
     port = settings.port or DEFAULT_PORT
     try:
-        reactor.listenTCP(port, Site(rasa.app.resource()), interface=settings.host)
+        reactor.listenTCP(port, serve_app.site(settings, rasa, answers), interface=settings.host)
     except CannotListenError as err:
         raise ConfigError(f"--host/--port: cannot listen on {settings.host}:{port}: {err.socketError}") from None
     address = f"http://{settings.host}:{port}"
@@ -105,6 +110,8 @@ def run(settings) -> str:
     try:
         reactor.run()
     finally:
+        if answers is not None:
+            answers.close()
         for project in rasa.data_router.project_store.values():
             for folder in getattr(project, "_nlu_ci_dirs", []):
                 shutil.rmtree(folder, ignore_errors=True)

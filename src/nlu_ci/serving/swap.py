@@ -18,6 +18,11 @@ What the stock code does, and what goes wrong (measured by ``tests/serving/bench
    Here: empty folders are removed at once, a replaced model's folder after the switch (its interpreter holds
    what it needs in memory).
 
+4. The stock puller loads whatever it unzipped. Here the unpacked model is checked first (``pulled.check``: its
+   files against ``nlu_ci.json``'s sha256 list, the ETag against that list): on a mismatch it is not loaded, the
+   old model keeps answering, one warning line and ``nlu_ci_serving_model_pulls_total{result="rejected"}`` say so.
+   With nothing loaded the fingerprint is not sent, so a model that is gone or failed to load is pulled again.
+
 ``apply()`` is idempotent; it patches ``rasa_nlu.project`` of this process only.
 """
 from __future__ import annotations
@@ -31,6 +36,7 @@ import time
 log = logging.getLogger(__name__)
 
 _applied = False
+_config = {"metrics": None, "require_metadata": True}  # set by apply(): the server's metrics, what is verified
 
 
 def model_name_from(filename: str | None) -> str | None:
@@ -73,15 +79,40 @@ def _parse_factory(original):
 def _update_from_server(model_server, project_obj) -> None:
     from rasa_nlu import project
 
+    from nlu_ci.serving import pulled
+
+    metrics = _config["metrics"]
     model_dir = tempfile.mkdtemp(prefix="nlu-ci-pulled-")
+    serving = serving_model(project_obj)
     try:
-        fingerprint, filename = project._pull_model_and_fingerprint(model_server, model_dir, project_obj.fingerprint)
-        if fingerprint and os.listdir(model_dir):
+        # nothing loaded (the first pull, a model that failed to load or was unloaded): ask for the model whatever
+        # the fingerprint, so the server answers 200 and not 204 for ever
+        known = project_obj.fingerprint if serving else None
+        result, fingerprint, filename, detail = pulled.fetch(model_server, model_dir, known)
+        if result == "updated" and os.listdir(model_dir):
             name = model_name_from(filename) or project._get_remote_model_name(None)
-            project_obj.update_model_from_dir_and_unload_others(model_dir, name)
-            project_obj.fingerprint = fingerprint  # only now: a model that failed to load is tried again
-            return
-    except Exception as err:  # a bad zip, a model that does not load: keep serving the old one, retry later
+            problem = pulled.check(model_dir, name, fingerprint, _config["require_metadata"])
+            if problem:
+                result = "rejected"
+                log.warning("pulled model %s from %s does not match its checksums, not loaded, still serving %s: %s",
+                            name[:100], model_server.url, serving or "nothing", problem)
+            else:
+                t0 = time.monotonic()
+                project_obj.update_model_from_dir_and_unload_others(model_dir, name)
+                project_obj.fingerprint = fingerprint  # only now: a model that failed to load is tried again
+                if metrics is not None:
+                    metrics.swapped(time.monotonic() - t0)
+                    metrics.served(name, pulled.intents(model_dir))
+                    metrics.pulled("updated")
+                return
+        elif result == "failed":
+            log.warning("pulling a model from %s failed (%s), still serving %s", model_server.url, detail,
+                        serving or "nothing")
+        if metrics is not None:
+            metrics.pulled(result)
+    except Exception as err:  # a model that does not load: keep serving the old one, retry later
+        if metrics is not None:
+            metrics.pulled("failed")
         log.warning("pulling a model from %s failed, still serving %s: %s", model_server.url,
                     ", ".join(project_obj._list_loaded_models()) or "nothing", " ".join(str(err).split())[:300])
     shutil.rmtree(model_dir, ignore_errors=True)
@@ -93,8 +124,13 @@ def _pulling_worker(model_server, wait_time_between_pulls, project_obj) -> None:
         time.sleep(wait_time_between_pulls)
 
 
-def apply() -> None:
+def apply(metrics=None, require_metadata: bool = True) -> None:
+    """Patch ``rasa_nlu.project``; ``metrics`` (a ``ServingMetrics``) counts pulls and swaps; ``require_metadata``:
+    a pulled model without ``nlu_ci.json`` is refused (serve-models always sends it; a platform does not)."""
     global _applied
+    if metrics is not None:
+        _config["metrics"] = metrics
+    _config["require_metadata"] = require_metadata
     if _applied:
         return
     from rasa_nlu import project

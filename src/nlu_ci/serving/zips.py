@@ -7,6 +7,13 @@ through. The zip is written to a temporary name in the cache folder, fsynced, th
 name: a reader sees a complete zip or none. A mismatch removes the temporary file and raises ``StoreError``.
 
 Cache key: the model's ETag (``model_etag``), so a model that changes on disk gets a new zip.
+
+The cache is trusted only when it is this server's: each folder is created with mode 0700, and a folder that
+exists already is refused (``StoreError``) unless it is a real folder (not a symlink) owned by this user that
+nobody else may write (another local user who creates ``$TMPDIR/nlu-ci-zips`` first could plant
+``<etag>.zip``). A zip found in the cache is served only after it was checked against the model (the same
+entries, each with its recorded sha256, ``nlu_ci.json`` byte for byte): at its first use by this process and
+again whenever its size, mtime or inode change. One that does not match is removed (one warning line) and rebuilt.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 import zipfile
 from pathlib import Path
@@ -62,10 +70,8 @@ class ZipCache:
         self.dir = Path(cache_dir)
         self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"zip cache {self.dir}: cannot create: {err.strerror or err}") from None
+        self._checked: dict[Path, tuple] = {}  # zip -> its signature when this process built or verified it
+        own_dir(self.dir)
         for tmp in self.dir.glob("*/*.tmp"):  # a server killed while zipping: only we write here
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -80,18 +86,26 @@ class ZipCache:
     def get(self, project: str, model_dir: Path, meta: dict[str, Any], etag: str) -> tuple[Path, bool]:
         """The zip of the model (built if missing); ``(path, built_now)``. StoreError if a file does not match."""
         final = self.path_for(project, model_dir.name, etag)
-        if final.is_file():
+        if final.is_file() and self._checked.get(final) == _signature(final):
             return final, False
         with self._lock(final):
-            if final.is_file():  # another request built it while we waited
-                return final, False
+            own_dir(final.parent)
+            if final.is_file():  # cached (by another request meanwhile, or found on disk): check it first
+                problem = _zip_problem(final, model_dir, meta)
+                if problem is None:
+                    self._checked[final] = _signature(final)
+                    return final, False
+                log.warning("cached zip %s does not match model %s (%s): removed, rebuilt", final, model_dir.name,
+                            problem)
+                with contextlib.suppress(OSError):
+                    final.unlink()
             self._build(model_dir, meta, final)
+            self._checked[final] = _signature(final)
         self._prune(project, keep=final.name)
         return final, True
 
     def _build(self, model_dir: Path, meta: dict[str, Any], final: Path) -> None:
         files = meta.get("files") or {}
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
@@ -135,3 +149,50 @@ def _add_checked(zf: zipfile.ZipFile, model_dir: Path, rel: str, expected: str) 
             dst.write(block)
     if digest.hexdigest() != expected:
         raise Damaged(f"{path}: checksum mismatch")
+
+
+def own_dir(path: Path) -> None:
+    """Create ``path`` (mode 0700), or accept it only if it is this user's and nobody else may write it."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as err:
+        raise StoreError(f"zip cache {path}: cannot create: {err.strerror or err}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"zip cache {path} is not a folder (a symlink?): refused; remove it or use another --zip-cache")
+    if st.st_uid != os.geteuid():
+        raise StoreError(f"zip cache {path} belongs to uid {st.st_uid}, not to this server (uid {os.geteuid()}): "
+                         "refused (anyone could have planted zips there); remove it or use another --zip-cache")
+    if st.st_mode & 0o022:
+        raise StoreError(f"zip cache {path} has mode {stat.S_IMODE(st.st_mode):o}: others may write it; refused "
+                         "(chmod 700 it, remove it or use another --zip-cache)")
+
+
+def _signature(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+
+
+def _zip_problem(path: Path, model_dir: Path, meta: dict[str, Any]) -> str | None:
+    """None when the zip holds exactly the model's files (each with its recorded sha256) and its nlu_ci.json."""
+    files = {str(k): v for k, v in (meta.get("files") or {}).items()}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if len(names) != len(set(names)) or set(names) != set(files) | {METADATA}:
+                return "its entries are not the model's files"
+            for rel, expected in files.items():
+                digest = hashlib.sha256()
+                with zf.open(rel) as fh:
+                    for block in iter(lambda fh=fh: fh.read(_CHUNK), b""):
+                        digest.update(block)
+                if digest.hexdigest() != expected:
+                    return f"{rel}: checksum mismatch"
+            if zf.read(METADATA) != (model_dir / METADATA).read_bytes():
+                return f"{METADATA} differs"
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError) as err:
+        return f"unreadable: {err}"
+    return None
