@@ -25,7 +25,7 @@ from nlu_ci.model_metadata import model_metadata
 from nlu_ci.outputs import RunRecord, channels
 from nlu_ci.policy import Policy, load_policy
 from nlu_ci.redact import redact
-from nlu_ci.registry import backends
+from nlu_ci.registry import backends, holds
 from nlu_ci.registry.base import Registry
 from nlu_ci.registry.store import iso, now_utc
 from nlu_ci.runlock import RunLock
@@ -143,6 +143,7 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
             report["warnings"].append(warning)
         fingerprint = dataset.fingerprint(data, "\n---\n".join(t for _, t, _ in configs), split.params)
         intents = sorted({m.get("intent") for m in data.training_examples if m.get("intent")})
+        policy.check_must_pass_intents(intents)  # exit 2 naming must-pass intents the data lacks
         data_info = {"fingerprint": fingerprint, "source": source,
                      "examples": len(data.training_examples), "train_examples": len(split.train.training_examples),
                      "test_examples": len(split.test), "intents": intents, "split": split.params}
@@ -184,9 +185,9 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
     _write_predictions(registry, report, scored.tested, scored.candidate, scored.active, stamp)
 
     with stage("decide"):
-        decision = _decide(policy, scored, candidate_model)
+        decision = holds.apply(store, fingerprint, _decide(policy, scored, candidate_model))  # rollback holds
         report["decision"] = decision.to_dict()
-        log.info("decision: %s — %s", "promote" if decision.promote else "keep the active model", decision.reason)
+        log.info("decision: %s — %s", decision.verdict, decision.reason)
         log.info("checks:\n%s", gate.format_checks(decision))
 
     meta = model_metadata(settings.project, config[:2], fingerprint, split, data_info, report["started_at"], train_seconds)

@@ -71,7 +71,8 @@ def summary(report: dict[str, Any]) -> str:
                          f"accuracy {_f(m.get('intent_accuracy'))}, entity F1 {_f(m.get('entity_f1'))}")
     decision = report.get("decision")
     if decision:
-        lines.append(f"  decision  {'promote' if decision.get('promote') else 'keep active'}: {decision.get('reason')}")
+        lines.append(f"  decision  {decision.get('verdict') or ('promote' if decision.get('promote') else 'keep active')}: "
+                     f"{decision.get('reason')}")
         for check in decision.get("checks") or []:
             if check.get("enabled", True) and not check.get("passed"):
                 lines.append(f"    FAILED  {check.get('name')}: {check.get('detail')}")
