@@ -35,8 +35,8 @@ def _when(entry: dict) -> str:
 def timeline(entries: list[dict], last: int) -> list[dict]:
     """History in time order (a run's line is written when it ends, after its promotion line), each promotion once
     (the run line that promoted stands for it), the last ``last``."""
-    promoted = {e.get("candidate") for e in entries if e.get("event") == "run" and e.get("outcome") == "promoted"}
-    kept = [e for e in entries if not (e.get("event") == "promotion" and e.get("model") in promoted)]
+    promoted = {str(e.get("candidate")) for e in entries if e.get("event") == "run" and e.get("outcome") == "promoted"}
+    kept = [e for e in entries if not (e.get("event") == "promotion" and str(e.get("model")) in promoted)]
     ordered = sorted(kept, key=_when)  # stable: entries of the same second keep the file's order
     return ordered[-last:] if last > 0 else ordered
 
