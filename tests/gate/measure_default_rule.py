@@ -3,9 +3,8 @@
 For each seed: ``run`` on the 1,400-example base (bootstrap), then, each from a copy of that store, a run on
 each step (growth with a new intent, growth without, one added example, the noisy branch) under the built-in
 policy. Prints one Markdown row per (seed, step): the numbers, the default's outcome and what the seed's strict
-rule would decide on the same models (the same checks with ``min_improvement`` 0 instead of the margin:
-``gate.decide`` on the report's numbers is not needed, the strict rule only replaces the comparison check: it
-rejects when the gain is not > 0 or another check failed). ``--policies strict`` also runs the strict policy
+rule would decide on the same models (it only replaces the comparison check: it rejects when the gain is not
+> 0 or another check failed). ``--policies strict`` also runs the strict policy
 for real (one more run per step; tests/gate/test_default_rule_hwu64.py does that for the one-example step).
 
     PYTHONPATH=src:tests python tests/gate/measure_default_rule.py [--seeds 0 1 2] [--policies default strict]
