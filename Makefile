@@ -24,7 +24,7 @@ install-system:  ## Debian packages for the tests: prometheus (promtool), promet
 
 run: install  ## run the job once on the bundled sample data, models under ./var/models (run twice: skipped)
 	NLU_CI_MODELS_DIR=$${NLU_CI_MODELS_DIR:-$(MODELS_DIR)} NLU_CI_DATA=$${NLU_CI_DATA:-$(DATA)} \
-	  $(VENV)/bin/nlu-ci run
+	  NLU_CI_POLICY=$${NLU_CI_POLICY:-policy.yml} $(VENV)/bin/nlu-ci run
 
 test: install install-system  ## every test (real rasa_nlu training, real Pushgateway/Prometheus, the image built and run, loopback servers)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -53,7 +53,7 @@ bench-entities: install  ## entity confidence before/after calibration on HWU64 
 bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)
 	$(PY) tests/serving/bench_swap.py --out-dir docs/bench $(BENCH_SERVING_ARGS)
 
-manifests:  ## refresh k8s/ copies of nlu_config.yml, policy.yml, must_pass.yml and monitoring/ (kustomize reads only k8s/)
+manifests:  ## refresh k8s/ copies of nlu_config.yml, policy.yml and monitoring/ (kustomize reads only k8s/)
 	@python3 scripts/sync_k8s.py
 
 # OCI labels: version (pyproject), revision (git commit), source (the origin remote, without any credentials)

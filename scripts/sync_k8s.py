@@ -2,7 +2,7 @@
 """Refresh the copies that the kustomize tree needs of files that live elsewhere in the repo.
 
 kustomize only reads files inside a kustomization's folder (symlinks out are refused), so:
-  nlu_config.yml, policy.yml, must_pass.yml  -> k8s/base/config/            (ConfigMap nlu-ci-config)
+  nlu_config.yml, policy.yml                 -> k8s/base/config/            (ConfigMap nlu-ci-config)
   monitoring/*.json                          -> k8s/components/grafana-dashboard/dashboards/
   monitoring/alerts.rules.yml                -> k8s/components/prometheus-rules/prometheusrule.yaml
                                                 (the same groups wrapped in a PrometheusRule)
@@ -41,7 +41,7 @@ spec:
 
 def wanted() -> dict[Path, bytes]:
     out: dict[Path, bytes] = {}
-    for name in ("nlu_config.yml", "policy.yml", "must_pass.yml"):
+    for name in ("nlu_config.yml", "policy.yml"):
         out[K8S / "base" / "config" / name] = (ROOT / name).read_bytes()
     for dashboard in sorted((ROOT / "monitoring").glob("*.json")):
         out[K8S / "components" / "grafana-dashboard" / "dashboards" / dashboard.name] = dashboard.read_bytes()

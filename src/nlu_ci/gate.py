@@ -14,7 +14,7 @@ same test set, in the same order. Without them (a platform evaluation has no ``u
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from nlu_ci import stats
@@ -41,12 +41,21 @@ class Decision:
     checks: list[Check]
     reason: str
     policy: str | None = None  # where the policy came from: "built-in" or the policy file
+    has_active: bool = True  # False: there was no active model to keep
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"promote": self.promote, "reason": self.reason, "checks": [c.to_dict() for c in self.checks]}
+        out = {"promote": self.promote, "reason": self.reason, "checks": [c.to_dict() for c in self.checks],
+               "verdict": self.verdict}
         if self.policy is not None:
             out["policy"] = self.policy
         return out
+
+    @property
+    def verdict(self) -> str:
+        """What happens, in words: never "keep the active model" when there is none."""
+        if self.promote:
+            return "promote"
+        return "keep the active model" if self.has_active else "do not promote (no active model to keep)"
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -343,7 +352,18 @@ def decide(candidate, active, policy: Policy | None = None, *, predict_candidate
         gain = candidate.intent_f1 - active.intent_f1
         reason = (f"all {enabled} enabled checks passed: intent F1 {candidate.intent_f1:.4f} vs active "
                   f"{active.intent_f1:.4f} ({gain:+.4f})")
-    return Decision(not failed, checks, reason, policy.source)
+    return Decision(not failed, checks, reason, policy.source, has_active=active is not None)
+
+
+def with_hold(decision: Decision, held: str | None, values: dict | None = None) -> Decision:
+    """``decision`` plus the ``rollback_hold`` check (``nlu_ci.registry.holds``): ``held`` is why this data may
+    not be promoted (a rollback away from a model trained on it), or None: not applicable."""
+    if held is None:
+        check = _na("rollback_hold", "no rollback hold on this data")
+        return replace(decision, checks=[*decision.checks, check])
+    check = Check("rollback_hold", False, held, dict(values or {}))
+    names = ", ".join(["rollback_hold"] + [c.name for c in decision.failed_checks])
+    return replace(decision, promote=False, checks=[*decision.checks, check], reason=f"rejected by {names}: {held}")
 
 
 def format_checks(decision: Decision) -> str:
@@ -353,5 +373,5 @@ def format_checks(decision: Decision) -> str:
     for c in decision.checks:
         result = ("pass" if c.passed else "FAIL") if c.enabled else "info"
         lines.append(f"{c.name:<{width}}  {result:<6}  {c.detail}")
-    lines.append(f"decision: {'promote' if decision.promote else 'keep the active model'} — {decision.reason}")
+    lines.append(f"decision: {decision.verdict} — {decision.reason}")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from nlu_ci.job import Job
 from nlu_ci.messages import live
 from nlu_ci.model_metadata import model_metadata
 from nlu_ci.policy import Policy, load_policy
+from nlu_ci.registry import holds
 from nlu_ci.registry.base import Evaluated
 from nlu_ci.registry.store import iso, now_utc
 from nlu_ci.report.model import DataInfo, DecisionRecord, ModelScores, RunReport
@@ -106,6 +107,7 @@ def load(job: Job) -> Inputs:
                                len(split.test), sorted({m.get("intent") for m in data.training_examples
                                                         if m.get("intent")}), split.params,
                                revision=job.registry.data_revision)
+        policy.check_must_pass_intents(report.data.intents)  # exit 2 naming must-pass intents the data lacks
     with job.stage("validate"):  # repairs, notes, data check findings (README "nlu-ci validate")
         report.data.quality = data_stage.run_stage(settings, data, split, report.warnings)
         data_stage.enforce(settings, report.data.quality)
@@ -195,9 +197,10 @@ def decide(job: Job, inputs: Inputs, candidate: Candidate, scored: Evaluated) ->
         decision = gate.decide(scored.candidate, scored.active, inputs.policy, predict_candidate=candidate.model.predict,
                                predict_active=active.predict if active is not None else None,
                                has_entities=candidate.model.extracts_entities)
+        decision = holds.apply(job.store, inputs.fingerprint, decision)  # data rolled back from: not again
         live.apply(decision, live_section, inputs.policy.max_live_disagreement)  # a gate check only with --messages
         job.report.decision = DecisionRecord.from_dict(decision.to_dict())
-        log.info("decision: %s — %s", "promote" if decision.promote else "keep the active model", decision.reason)
+        log.info("decision: %s — %s", decision.verdict, decision.reason)
         log.info("checks:\n%s", gate.format_checks(decision))
     return decision
 

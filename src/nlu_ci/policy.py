@@ -1,9 +1,10 @@
 """The promotion policy: ``policy.yml`` (+ ``must_pass.yml``) loaded, validated, with documented defaults.
 
-``load_policy(None)`` is the built-in policy (docs/policy.md): the classic rule (candidate intent F1
-strictly greater than the active model's) plus the safety guards that cannot reject a real improvement
-on noise alone: McNemar ``not_worse`` at alpha 0.05, no intent (support >= 5) losing more than 0.15
-F1, entity F1 not dropping by more than 0.05; the bootstrap interval is reported, not gating.
+``load_policy(None)`` is the built-in policy, the one the repository's ``policy.yml`` states (docs/policy.md):
+non-inferiority (candidate intent F1 not more than 0.01 below the active model's) with the guards that stop a
+real regression: McNemar ``not_worse`` at alpha 0.05, no intent (support >= 5) losing more than 0.15 F1, entity
+F1 not dropping by more than 0.05; the bootstrap interval is reported, not gating. The seed's strict rule
+(F1 must strictly rise) is ``min_improvement: 0.0``.
 
 Every problem is a ``ConfigError`` with one line naming the file and the key. This module reads
 files and checks shapes; the checks themselves live in ``nlu_ci.gate``.
@@ -66,8 +67,8 @@ class MustPass:
 @dataclass(frozen=True)
 class Policy:
     min_intent_f1: float | None = 0.0
-    min_improvement: float | None = 0.0
-    non_inferiority_margin: float | None = None
+    min_improvement: float | None = None  # the strict rule ("F1 must go up"): min_improvement 0.0, margin None
+    non_inferiority_margin: float | None = 0.01  # the default rule (docs/policy.md, "Why non-inferiority")
     significance: Significance = field(default_factory=Significance)
     bootstrap: Bootstrap = field(default_factory=Bootstrap)
     per_intent_max_drop: float | None = 0.15
@@ -82,6 +83,36 @@ class Policy:
         out = asdict(self)
         out["must_pass"] = len(self.must_pass)
         return out
+
+    def rule(self) -> str:
+        """The comparison rule in a few words (for ``nlu-ci status``)."""
+        if self.non_inferiority_margin is not None:
+            parts = [f"intent F1 at least active - {self.non_inferiority_margin:g}"]
+        elif self.min_improvement is not None:
+            parts = ["intent F1 above the active model's" if self.min_improvement == 0
+                     else f"intent F1 at least active + {self.min_improvement:g}"]
+        else:
+            parts = []
+        if self.significance.direction == "not_worse":
+            parts.append(f"not significantly worse (McNemar, alpha {self.significance.alpha:g})")
+        elif self.significance.direction == "better":
+            parts.append(f"significantly better (McNemar, alpha {self.significance.alpha:g})")
+        if self.per_intent_max_drop is not None:
+            parts.append(f"no intent losing more than {self.per_intent_max_drop:g} F1")
+        if self.must_pass:
+            parts.append(f"{len(self.must_pass)} must-pass utterances right")
+        return ", ".join(parts) or "every candidate"
+
+    def check_must_pass_intents(self, intents) -> None:
+        """ConfigError (exit 2, one line) when the must-pass file expects intents the data has no example of:
+        no candidate could ever pass, so the run stops before training."""
+        known = set(intents)
+        missing = sorted({item.intent for item in self.must_pass} - known)
+        if missing:
+            more = f" (+{len(missing) - 8} more)" if len(missing) > 8 else ""
+            raise ConfigError(f"{self.source}: must_pass: {self.must_pass_file}: {len(missing)} intent(s) the "
+                              f"training data has no example of: {', '.join(missing[:8])}{more} "
+                              f"(the data has {len(known)} intents)")
 
 
 DEFAULT = Policy()
@@ -250,6 +281,18 @@ def load_must_pass(path: Path | str, where: str | None = None) -> tuple[MustPass
     return tuple(items.values())
 
 
+def _comparison_rule(where: str, raw: dict) -> tuple[float | None, float | None]:
+    """(min_improvement, non_inferiority_margin): one comparison rule. Either key in the file decides it alone
+    (``min_improvement: 0.0`` is the strict rule, the other key then off; both keys ``off``: no comparison);
+    neither key: the built-in rule."""
+    if "min_improvement" not in raw and "non_inferiority_margin" not in raw:
+        return DEFAULT.min_improvement, DEFAULT.non_inferiority_margin
+    margin = _optional_fraction(where, "non_inferiority_margin", raw.get("non_inferiority_margin"))
+    if margin is not None:
+        return None, margin
+    return _optional_fraction(where, "min_improvement", raw.get("min_improvement")), None
+
+
 def parse_policy(raw: Any, where: str, base_dir: Path | None = None) -> Policy:
     """Validate a loaded policy mapping; ``where`` names it in errors; must_pass relative to ``base_dir``."""
     if not isinstance(raw, dict):
@@ -258,9 +301,7 @@ def parse_policy(raw: Any, where: str, base_dir: Path | None = None) -> Policy:
     if "min_improvement" in raw and "non_inferiority_margin" in raw \
             and not _off(raw["min_improvement"]) and not _off(raw["non_inferiority_margin"]):
         raise ConfigError(f"{where}: set either 'min_improvement' or 'non_inferiority_margin', not both")
-    margin = _optional_fraction(where, "non_inferiority_margin", raw.get("non_inferiority_margin"))
-    improvement = None if margin is not None else \
-        _optional_fraction(where, "min_improvement", raw.get("min_improvement", DEFAULT.min_improvement))
+    improvement, margin = _comparison_rule(where, raw)
     must_pass_file, must_pass = None, ()
     if not _off(raw.get("must_pass")):
         value = raw["must_pass"]

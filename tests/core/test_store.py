@@ -177,3 +177,34 @@ def test_the_crash_tests_history_check_accepts_a_torn_line_only_at_the_end(tmp_p
         path.write_text(broken)
         with pytest.raises(AssertionError):
             check_history(path)
+
+
+def test_rollback_holds_are_kept_atomically_found_by_fingerprint_and_released(tmp_path):
+    from nlu_ci.registry import holds
+
+    store = ModelStore(tmp_path, "p")
+    store.ensure()
+    assert holds.read(store) == [] and holds.find(store, "sha256:x") is None
+    holds.add(store, "sha256:aaa", "model_b", "model_a")
+    holds.add(store, "sha256:bbb", "model_c", "model_a")
+    holds.add(store, "sha256:aaa", "model_b", "model_a")  # again: one hold per fingerprint
+    assert [h["fingerprint"] for h in holds.read(store)] == ["sha256:bbb", "sha256:aaa"]
+    assert holds.find(store, "sha256:aaa")["model"] == "model_b" and holds.find(store, None) is None
+    assert (store.dir / "holds.json").stat().st_mode & 0o777 == 0o640
+    assert not list(store.dir.glob(".holds.json.*"))  # written through a temp file, renamed into place
+    assert [h["model"] for h in holds.release(store, "model_c")] == ["model_c"]
+    assert holds.release(store, "sha256:zzz") == [] and len(holds.read(store)) == 1
+    assert [h["fingerprint"] for h in holds.release(store)] == ["sha256:aaa"] and holds.read(store) == []
+
+
+def test_a_damaged_holds_file_is_a_warning_not_a_failure(tmp_path, caplog):
+    from nlu_ci.registry import holds
+
+    store = ModelStore(tmp_path, "p")
+    store.ensure()
+    for text in ("{not json", '{"holds": 5}', '{"holds": [{"model": "x"}]}', "[]"):
+        (store.dir / "holds.json").write_text(text)
+        assert holds.read(store) == []
+    assert "treating it as no hold" in caplog.text
+    holds.add(store, "sha256:aaa", "model_b", "model_a")  # the next rollback rewrites it
+    assert holds.find(store, "sha256:aaa")

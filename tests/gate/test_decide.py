@@ -18,6 +18,8 @@ from nlu_ci.policy import DEFAULT, Bootstrap, EntityF1, MustPass, Significance
 
 INTENTS = ["greet", "goodbye", "affirm", "deny", "order_pizza"]
 
+STRICT = replace(DEFAULT, min_improvement=0.0, non_inferiority_margin=None)  # the seed's rule, one line in policy.yml
+
 
 def gold(n_per_intent: int = 40) -> list[str]:
     return [intent for _ in range(n_per_intent) for intent in INTENTS]
@@ -53,18 +55,28 @@ def paired(b: int, c: int, both_wrong: int = 10, n_per_intent: int = 40):
 def test_classic_rule_strictly_greater():
     cand, act, *_ = paired(b=2, c=3)
     assert cand.intent_f1 > act.intent_f1
-    d = gate.decide(cand, act)
+    d = gate.decide(cand, act, STRICT)
     assert d.promote and d.check("min_improvement").passed
-    d = gate.decide(act, act)
+    d = gate.decide(act, act, STRICT)
     assert not d.promote and d.failed_checks[0].name == "min_improvement"
     assert "+0.0000" in d.reason and "needs > 0" in d.reason
+
+
+def test_the_default_rule_is_non_inferiority_with_a_margin_of_0_01():
+    same = gate.decide(paired(b=0, c=0)[0], paired(b=0, c=0)[1])  # equal F1 (one added example): promoted
+    assert same.promote and same.check("non_inferiority").passed and "needs >= -0.0100" in same.check("non_inferiority").detail
+    cand, act, *_ = paired(b=1, c=0)  # 1 regression in 200: -0.005 F1, not significant
+    assert gate.decide(cand, act).promote
+    cand, act, *_ = paired(b=4, c=0)  # -0.02: beyond the margin
+    d = gate.decide(cand, act)
+    assert not d.promote and d.failed_checks[0].name == "non_inferiority"
 
 
 def test_min_improvement_threshold():
     cand, act, *_ = paired(b=0, c=6)
     gain = cand.intent_f1 - act.intent_f1
-    assert gate.decide(cand, act, replace(DEFAULT, min_improvement=gain - 0.001)).promote
-    d = gate.decide(cand, act, replace(DEFAULT, min_improvement=gain + 0.001))
+    assert gate.decide(cand, act, replace(STRICT, min_improvement=gain - 0.001)).promote
+    d = gate.decide(cand, act, replace(STRICT, min_improvement=gain + 0.001))
     assert not d.promote and d.check("min_improvement").values["threshold"] == pytest.approx(gain + 0.001)
 
 
@@ -94,7 +106,7 @@ def test_mcnemar_values_reported_against_scipy(b, c):
 def test_tiny_noisy_gain_accepted_by_classic_rule_rejected_by_significance_better():
     cand, act, *_ = paired(b=2, c=3)
     better = replace(DEFAULT, significance=Significance(alpha=0.05, direction="better"))
-    assert gate.decide(cand, act).promote
+    assert gate.decide(cand, act, STRICT).promote
     d = gate.decide(cand, act, better)
     assert not d.promote and [c.name for c in d.failed_checks] == ["significance"]
     assert "not significantly better" in d.reason and "p=0.5" in d.reason  # P(X >= 3 | n=5) = 0.5
@@ -128,10 +140,10 @@ def test_bootstrap_interval_reported_seeded_and_optionally_gating():
     other = gate.decide(cand, act, replace(DEFAULT, bootstrap=Bootstrap(seed=1))).check("bootstrap_ci")
     assert other.values["low"] != ci.values["low"] or other.values["high"] != ci.values["high"]
     assert ci.values["low"] < 0 < ci.values["high"]  # 4 net fixes of 200 is noise
-    gated = gate.decide(cand, act, replace(DEFAULT, bootstrap=Bootstrap(gate=True)))
+    gated = gate.decide(cand, act, replace(STRICT, bootstrap=Bootstrap(gate=True)))  # lower bound must be > 0
     assert not gated.promote and gated.failed_checks[0].name == "bootstrap_ci" and "CI [" in gated.reason
     cand, act, *_ = paired(b=0, c=40)
-    assert gate.decide(cand, act, replace(DEFAULT, bootstrap=Bootstrap(gate=True))).promote
+    assert gate.decide(cand, act, replace(STRICT, bootstrap=Bootstrap(gate=True))).promote
 
 
 def test_per_intent_guard_names_the_intent_and_skips_low_support_and_new_intents():
@@ -218,7 +230,7 @@ def test_bootstrap_run_applies_the_floor():
     assert gate.decide(cand, None).promote
     d = gate.decide(cand, None, replace(DEFAULT, min_intent_f1=0.95))
     assert not d.promote and d.failed_checks[0].name == "min_intent_f1"
-    assert {c.name for c in d.checks if not c.enabled} >= {"min_improvement", "significance", "bootstrap_ci",
+    assert {c.name for c in d.checks if not c.enabled} >= {"non_inferiority", "significance", "bootstrap_ci",
                                                              "per_intent"}
 
 
@@ -247,17 +259,31 @@ def test_decision_serialises_and_formats_as_a_table():
     cand, act, *_ = paired(b=12, c=1)
     d = gate.decide(cand, act)
     data = json.loads(json.dumps(d.to_dict()))
-    assert data["policy"] == "built-in"
+    assert data["policy"] == "built-in" and data["verdict"] == "keep the active model"
     assert data["promote"] is False and {c["name"] for c in data["checks"]} == {
-        "min_intent_f1", "min_improvement", "significance", "bootstrap_ci", "per_intent", "entity_f1_min",
+        "min_intent_f1", "non_inferiority", "significance", "bootstrap_ci", "per_intent", "entity_f1_min",
         "entity_f1_drop", "must_pass"}
     for c in data["checks"]:
         assert set(c) == {"name", "passed", "detail", "values", "enabled"} and "\n" not in c["detail"]
     table = gate.format_checks(d).splitlines()
     assert table[0].split() == ["check", "result", "detail"]
-    assert any(line.startswith("min_improvement") and " FAIL " in line for line in table)
+    assert any(line.startswith("non_inferiority") and " FAIL " in line for line in table)
     assert any(line.startswith("bootstrap_ci") and " info " in line for line in table)
     assert table[-1].startswith("decision: keep the active model")
+    first = gate.decide(act, None, replace(DEFAULT, min_intent_f1=0.99))  # nothing active: nothing to keep
+    assert not first.promote and first.verdict == "do not promote (no active model to keep)"
+    assert gate.format_checks(first).splitlines()[-1].startswith("decision: do not promote (no active model to keep)")
+
+
+def test_a_rollback_hold_rejects_whatever_the_other_checks_say():
+    cand, act, *_ = paired(b=0, c=12)
+    d = gate.decide(cand, act)
+    assert d.promote
+    held = gate.with_hold(d, "data fingerprint sha256:abc is held", {"model": "model_x"})
+    assert not held.promote and held.reason == "rejected by rollback_hold: data fingerprint sha256:abc is held"
+    assert [c.name for c in held.failed_checks] == ["rollback_hold"] and held.check("rollback_hold").values["model"] == "model_x"
+    free = gate.with_hold(d, None)
+    assert free.promote and not free.check("rollback_hold").enabled and free.reason == d.reason
 
 
 def test_details_stay_one_short_line_with_many_intents():

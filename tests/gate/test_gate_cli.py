@@ -24,10 +24,14 @@ def few_per_intent(examples: list[dict], k: int, seed: int = 0) -> list[dict]:
     ("min_support: five\n", "'min_support' must be an integer"),
     ("significance: {alpha: 1.5}\n", "'significance.alpha' must be in (0, 1)"),
     ("must_pass: nowhere.yml\n", "must-pass file not found"),
+    ("must_pass: mp.yml\n", "2 intent(s) the training data has no example of: check_balance, transfer_money "
+                            "(the data has 8 intents)"),
 ])
 def test_run_with_a_bad_policy_exits_2_with_one_clear_line_before_training(cli, tmp_path, text, expected):
     policy = tmp_path / "policy.yml"
     policy.write_text(text)
+    (tmp_path / "mp.yml").write_text("- {text: hello, intent: greet}\n- {text: my balance, intent: check_balance}\n"
+                                     "- {text: send 5 euros, intent: transfer_money}\n")  # a bank bot's list
     r = cli(["run", "--data", str(SAMPLE), "--policy", str(policy), "--json"])
     assert r.code == 2, r.output
     assert expected in r.json["error"] and str(policy) in r.json["error"] and "\n" not in r.json["error"]
@@ -38,7 +42,7 @@ def test_run_with_a_bad_policy_exits_2_with_one_clear_line_before_training(cli, 
 
 
 def test_run_with_the_shipped_policy_and_compare_by_hand(cli, tmp_path, sample_examples):
-    policy = ROOT / "policy.yml"
+    policy = ROOT / "data" / "sample" / "policy.yml"  # the built-in policy plus the sample's must-pass list
     small = write_data(tmp_path / "small.json", few_per_intent(sample_examples, 12))
     r1 = cli(["run", "--data", str(small), "--json"])  # the built-in policy: no must-pass utterances
     assert r1.code == 0 and r1.json["outcome"] == "promoted", r1.output
@@ -69,7 +73,7 @@ def test_run_with_the_shipped_policy_and_compare_by_hand(cli, tmp_path, sample_e
     assert out["decision"]["promote"] is False and out["b"]["model"].endswith(first)
     assert out["test_examples"] == r2.json["data"]["test_examples"]
     assert out["a"]["intent_f1"] == pytest.approx(r2.json["candidate"]["intent_f1"])
-    assert "min_improvement" in out["decision"]["reason"]
+    assert out["decision"]["reason"].startswith("rejected by non_inferiority")
     r = cli(["compare", str(cli.store / first), str(cli.store / second), "--data", str(test)])
     assert r.code == 0 and "B would be promoted over A" in r.stdout and "must_pass" in r.stdout, r.output
 

@@ -74,14 +74,15 @@ def test_more_data_promotes_under_the_default_and_shipped_policies(lab):
     few = [e for intent in sorted({e["intent"] for e in lab.train})
            for e in rng.sample([x for x in lab.train if x["intent"] == intent], 6)]
     lab.model("few", few)
-    for policy in (None, load_policy(Path(__file__).parents[2] / "policy.yml")):
+    root = Path(__file__).parents[2]
+    for policy in (None, load_policy(root / "policy.yml"), load_policy(root / "data" / "sample" / "policy.yml")):
         d = lab.decide("full", "few", policy)
         assert d.promote, gate.format_checks(d)
         sig = d.check("significance").values
         assert sig["c"] > sig["b"] and lab.results["full"].intent_f1 > lab.results["few"].intent_f1
         ci = d.check("bootstrap_ci").values
         assert 0 < ci["low"] <= ci["observed"] <= ci["high"]
-    assert d.check("must_pass").enabled and d.check("must_pass").passed  # the shipped must_pass.yml
+    assert d.check("must_pass").enabled and d.check("must_pass").passed  # the sample's must_pass.yml
 
 
 def test_thirty_percent_shuffled_labels_are_rejected_with_the_reason_named(lab):
@@ -92,7 +93,7 @@ def test_thirty_percent_shuffled_labels_are_rejected_with_the_reason_named(lab):
     assert not d.promote
     assert lab.results["shuffled"].intent_f1 < lab.results["full"].intent_f1
     failed = [c.name for c in d.failed_checks]
-    assert failed[0] == "min_improvement" and d.reason.startswith("rejected by min_improvement")
+    assert failed[0] == "non_inferiority" and d.reason.startswith("rejected by non_inferiority")
     assert f"{lab.results['shuffled'].intent_f1:.4f} vs active {lab.results['full'].intent_f1:.4f}" in d.reason
 
 
@@ -173,14 +174,14 @@ def test_compare_runs_the_same_checks_offline(lab):
     assert cmp.summary(decision, result_a, result_b, a, b, lab.test_file)["test_examples"] == len(lab.test)
 
 
-def test_shipped_must_pass_holds_for_a_model_of_the_shipped_pipeline(lab, tmp_path):
-    """policy.yml/must_pass.yml are examples people copy: a model trained with nlu_config.yml on the sample
-    data's train side gets every shipped must-pass utterance right (intents and entities)."""
+def test_sample_must_pass_holds_for_a_model_of_the_shipped_pipeline(lab, tmp_path):
+    """data/sample/policy.yml + must_pass.yml are examples people copy: a model trained with nlu_config.yml on the
+    sample data's train side gets every sample must-pass utterance right (intents and entities)."""
     from nlu_ci.engine.training import train
 
     root = Path(__file__).parents[2]
     data = dataset.load_training_data(write_data(tmp_path / "train.json", lab.train))
     model = cmp.LoadedModel(train(root / "nlu_config.yml", data, tmp_path / "shipped"))
-    policy = load_policy(root / "policy.yml")
+    policy = load_policy(root / "data" / "sample" / "policy.yml")
     assert any(item.entities for item in policy.must_pass)
     assert gate.must_pass_failures(policy.must_pass, model.predict([i.text for i in policy.must_pass])) == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def error_of(path: Path) -> str:
 def test_none_is_the_documented_default():
     p = pol.load_policy(None)
     assert p == pol.DEFAULT
-    assert (p.min_intent_f1, p.min_improvement, p.non_inferiority_margin) == (0.0, 0.0, None)
+    assert (p.min_intent_f1, p.min_improvement, p.non_inferiority_margin) == (0.0, None, 0.01)
     assert (p.significance.test, p.significance.alpha, p.significance.direction) == ("mcnemar", 0.05, "not_worse")
     assert (p.bootstrap.resamples, p.bootstrap.seed, p.bootstrap.gate) == (2000, 0, False)
     assert (p.per_intent_max_drop, p.min_support) == (0.15, 5)
@@ -39,9 +40,25 @@ def test_none_is_the_documented_default():
 
 
 @pytest.mark.parametrize("folder", [ROOT, ROOT / "k8s" / "base" / "config"], ids=["top-level", "k8s-configmap"])
-def test_shipped_example_policy_and_must_pass_match_the_sample_data(folder):
-    if not (folder / "policy.yml").exists():
-        pytest.skip(f"{folder / 'policy.yml'} not shipped")
+def test_the_shipped_policy_is_the_built_in_one(folder):
+    """One gate everywhere: the image and the ConfigMap carry policy.yml, `make run` reads it, and it states
+    exactly the built-in policy (no must-pass list: that belongs to a bot, the sample's to data/sample)."""
+    p = pol.load_policy(folder / "policy.yml")
+    assert replace(p, source="built-in") == pol.DEFAULT
+    assert p.must_pass == () and not (folder / "must_pass.yml").exists()
+    text = (folder / "policy.yml").read_text()
+    assert "non_inferiority_margin: 0.01" in text and "#   min_improvement: 0.0" in text  # the strict rule: one line
+
+
+def test_the_strict_rule_is_one_line_away(tmp_path):
+    p = pol.load_policy(write(tmp_path, "min_improvement: 0.0\n"))
+    assert (p.min_improvement, p.non_inferiority_margin) == (0.0, None)
+    p = pol.load_policy(write(tmp_path, "non_inferiority_margin: off\n"))
+    assert (p.min_improvement, p.non_inferiority_margin) == (None, None)  # the comparison switched off
+
+
+def test_sample_policy_and_must_pass_match_the_sample_data():
+    folder = ROOT / "data" / "sample"
     p = pol.load_policy(folder / "policy.yml")
     assert p.must_pass_file == str(folder / "must_pass.yml")
     assert len(p.must_pass) >= 5
@@ -168,3 +185,15 @@ def test_missing_and_folder_policy(tmp_path):
     assert "policy file not found" in error_of(tmp_path / "nope.yml")
     (tmp_path / "dir.yml").mkdir()
     assert "is a folder" in error_of(tmp_path / "dir.yml")
+
+
+def test_must_pass_intents_the_data_lacks_are_named(tmp_path):
+    write(tmp_path, "- {text: hi, intent: greet}\n- {text: bye, intent: goodbye}\n- {text: x, intent: zzz}\n", "mp.yml")
+    p = pol.load_policy(write(tmp_path, "must_pass: mp.yml"))
+    p.check_must_pass_intents(["greet", "goodbye", "zzz", "other"])
+    with pytest.raises(ConfigError) as info:
+        p.check_must_pass_intents(["greet", "other"])
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(tmp_path / "policy.yml")) and info.value.exit_code == 2
+    assert "2 intent(s) the training data has no example of: goodbye, zzz (the data has 2 intents)" in message
+    pol.DEFAULT.check_must_pass_intents([])  # no must-pass list: nothing to check

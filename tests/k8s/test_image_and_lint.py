@@ -136,7 +136,7 @@ def test_the_job_runs_as_the_image_user_writing_only_models_and_tmp(image_like_v
     top = image_like_venv.parent
     etc = top / "etc-nlu-ci"
     etc.mkdir(exist_ok=True)
-    for name in ("nlu_config.yml", "policy.yml", "must_pass.yml"):
+    for name in ("nlu_config.yml", "policy.yml"):
         shutil.copy(ROOT / name, etc / name)
     shutil.copy(ROOT / "data" / "sample" / "nlu.json", etc / "nlu.json")
     models, scratch = top / "models", top / "tmp"

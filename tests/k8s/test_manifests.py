@@ -159,7 +159,7 @@ def test_secret_token_config_models_tmp_are_mounted_where_the_settings_point():
     for key in ("NLU_CI_CONFIG", "NLU_CI_POLICY"):
         assert env[key]["value"].rsplit("/", 1)[1] in config_map["data"]
     policy = yaml.safe_load(config_map["data"]["policy.yml"])
-    assert policy.get("must_pass") in config_map["data"]  # must_pass.yml sits next to policy.yml
+    assert policy.get("must_pass") is False and "must_pass.yml" not in config_map["data"]  # the sample's stays in data/
 
     models = volume_at(env["NLU_CI_MODELS_DIR"]["value"])
     one(docs, "PersistentVolumeClaim", models["persistentVolumeClaim"]["claimName"])
@@ -220,7 +220,8 @@ def test_kustomize_copies_match_their_sources():
     assert proc.returncode == 0, proc.stderr
     (config_volume,) = [v for v in pod_spec(cronjob())["volumes"] if "configMap" in v]
     data = one(render("k8s"), "ConfigMap", config_volume["configMap"]["name"])["data"]
-    for name in ("nlu_config.yml", "policy.yml", "must_pass.yml"):
+    assert sorted(data) == ["nlu_config.yml", "policy.yml"]  # the shipped policy is the built-in one: no must-pass
+    for name in ("nlu_config.yml", "policy.yml"):
         assert data[name] == (ROOT / name).read_text(), name
 
 

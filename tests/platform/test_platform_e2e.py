@@ -128,6 +128,11 @@ def test_bootstrap_better_worse_status_and_rollback(run, fake, any_pipeline):
     assert rb.code == 0, rb.output
     assert rb.json["active"] == first and rb.json["previous"] == second
     assert fake.tagged() == [first] and active_of(run.store) == first
+    assert rb.json["hold"]["model"] == second  # the platform registry holds the rolled-back-from data too
+    fake.data = sample_data()  # the data the second model was trained on: rejected, the tag stays
+    r = run(["run", "--json"])
+    assert r.code == 0 and r.json["outcome"] == "rejected", r.output
+    assert r.json["decision"]["reason"].startswith("rejected by rollback_hold") and fake.tagged() == [first]
     assert run(["rollback", "model_nope"]).code == 2
     assert fake.tagged() == [first]
 

@@ -27,7 +27,8 @@ def summary(report: RunReport) -> str:
                          f"accuracy {fmt(m.intent_accuracy, missing='-')}, entity F1 {fmt(m.entity_f1, missing='-')}")
     decision = report.decision
     if decision is not None:
-        lines.append(f"  decision  {'promote' if decision.promote else 'keep active'}: {decision.reason}")
+        verdict = decision.extra.get("verdict") or ("promote" if decision.promote else "keep active")
+        lines.append(f"  decision  {verdict}: {decision.reason}")
         lines += [f"    FAILED  {check.name}: {check.detail}" for check in failed_checks(report)]
     if report.error:
         lines.append(f"  error     {report.error}")

@@ -53,9 +53,9 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 def active_after(report: RunReport):
     """The scores of the model active once the run ended: the candidate when it was promoted, else the
     active one (None when there is none, or the run did not get that far)."""
-    if report.outcome == "promoted":
+    if report.outcome == "promoted" and report.candidate is not None:
         return report.candidate
-    return report.active
+    return report.active  # a rollback republishes the last report with the rolled-back-to model here
 
 
 def timestamp(value: Any) -> float | None:
