@@ -25,7 +25,7 @@ from nlu_ci.model_metadata import model_metadata
 from nlu_ci.outputs import RunRecord, channels
 from nlu_ci.policy import Policy, load_policy
 from nlu_ci.redact import redact
-from nlu_ci.registry import backends
+from nlu_ci.registry import backends, records
 from nlu_ci.registry.base import Registry
 from nlu_ci.registry.store import iso, now_utc
 from nlu_ci.runlock import RunLock
@@ -95,6 +95,7 @@ def run(settings: Settings) -> dict[str, Any]:
                 lock = RunLock(registry.store, lambda: kube.connect(settings))  # no session outside a cluster
                 lock.acquire()  # LockedError when another run holds the store or the Lease
                 registry.store.clean_incoming()
+                records.start(settings, registry.store, report)  # report retention; room on a full volume
             staged = _run_locked(settings, registry, lock, report, stage, Path(tmp), started, stamp)
             if report.get("outcome") == "promoted" and settings.restart_deployment:
                 with stage("restart"):
@@ -202,8 +203,8 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
         with stage("promote"):
             lock.check()  # a run whose Lease was taken over promotes nothing (LeaseLost: failed, exit 1)
             previous = registry.activate(name)
-        store.append_history({"event": "promotion", "at": iso(now_utc()), "model": name, "previous": previous,
-                              "reason": decision.reason})
+        records.append_or_warn(store, {"event": "promotion", "at": iso(now_utc()), "model": name,
+                                       "previous": previous, "reason": decision.reason}, report)
         report.update(outcome="promoted", exit_code=EXIT_OK)
         log.info("promoted %s (was %s)", name, previous or "none")
     else:
@@ -281,12 +282,7 @@ def _finish(settings: Settings, registry: Registry | None, held: bool, report: d
         outputs = []
     channels.publish_all(outputs, report, record)
     if registry is not None and held:
-        try:
-            report["report_path"] = str(registry.store.write_report(report, stamp))
-            registry.store.append_history(_history_line(report))
-        except NluCiError as err:
-            log.error("cannot record the run in the store: %s", err)
-            report.setdefault("warnings", []).append(str(err))
+        records.finish(settings, registry.store, report, stamp, _history_line(report))  # never raises
     if settings.report:
         try:
             reports.write(report, Path(settings.report))

@@ -9,3 +9,4 @@ RUN = COMMON + PLATFORM + DATA + [
     "kubernetes", "pod_name", "pod_namespace", "pod_uid", "job_name", "job_uid", "lease_name", "lease_duration",
     "restart_deployment",
 ]
+RUN += ["keep_reports", "max_intents"]  # -- hostile inputs and a full volume (docs/reliability.md)
