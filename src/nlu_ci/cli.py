@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any
 
-from nlu_ci import __version__, cpus, redact
+from nlu_ci import __version__, cpus, names, redact
 from nlu_ci import settings as settings_mod
 from nlu_ci.commands import COMMANDS
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ConfigError, NluCiError
@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
+        return EXIT_USAGE
+    bad_argument = names.argument_problem(vars(args))  # a path no file system can hold: one line, exit 2
+    if bad_argument:
+        print(f"nlu-ci: error: {redact.redact(bad_argument)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         settings = settings_mod.from_namespace(args)

@@ -2,7 +2,9 @@
 
 - JSON nested deeper than ``MAX_JSON_DEPTH`` is refused (100,000 nested lists would end in a RecursionError).
 - Entity ``start``/``end`` must be whole numbers (``14.5``, ``"3"``, ``true`` are refused, naming the example).
-- Every regex feature must compile (``(unclosed`` is refused here, not as a crash inside training).
+- Every regex feature must compile (``(unclosed`` is refused here, not as a crash inside training), and one
+  that repeats must run on RE2 (``nlu_ci.regexes``: no backreferences or lookaround beside a repetition).
+- Entity synonyms map text to text: a ``null`` or a number among them is refused, naming the value.
 - Lookup tables whose ``elements`` name a file: rasa_nlu 0.15 would open any path (a token file, the
   service-account token) and put its lines into the model. Data from the platform may never name a file;
   local data may name only a regular file inside its own data folder (resolved, symlinks followed and
@@ -15,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nlu_ci import safeio
+from nlu_ci import regexes, safeio
 from nlu_ci.errors import DataError
 
 MAX_JSON_DEPTH = 64
@@ -88,6 +90,17 @@ def check_regexes(data, where: Path) -> None:
         except (re.error, RecursionError, OverflowError) as err:
             raise DataError(f"{where}: regex feature {_short(name)} ({_short(pattern)}): invalid regular "
                             f"expression: {err}") from None
+        problem = regexes.problem(pattern)
+        if problem:
+            raise DataError(f"{where}: regex feature {_short(name)} ({_short(pattern)}): {problem}")
+
+
+def check_synonyms(data, where: Path) -> None:
+    for synonym, value in (getattr(data, "entity_synonyms", None) or {}).items():
+        for what, item in (("synonym", synonym), ("value", value)):
+            if not isinstance(item, str) or not item:
+                raise DataError(f"{where}: entity synonym {_short(synonym)} -> {_short(value)}: the {what} must be "
+                                f"a non-empty string, got {_short(item)}")
 
 
 def _lookup_file(name: str, elements: str, where: Path, root: Path) -> Path:
@@ -127,4 +140,5 @@ def check_loaded(data, where: Path, root: Path | None = None) -> None:
     """Every check above on one loaded file; ``root``: the data folder (default: the file's folder)."""
     check_entities(data, where)
     check_regexes(data, where)
+    check_synonyms(data, where)
     inline_lookup_tables(data, where, root or where.parent)

@@ -17,7 +17,7 @@ from nlu_ci import kube
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, LockedError, NluCiError, StoreError, Terminated
 from nlu_ci.outputs import RunRecord, channels
 from nlu_ci.redact import redact
-from nlu_ci.registry import backends
+from nlu_ci.registry import backends, records
 from nlu_ci.registry.base import Registry
 from nlu_ci.registry.store import ModelStore, atomic_write_text, iso, now_utc
 from nlu_ci.report import document
@@ -67,6 +67,7 @@ class Job:
             self.lock = RunLock(self.store, lambda: kube.connect(self.settings))  # no session outside a cluster
             self.lock.acquire()
             self.store.clean_incoming()
+            records.start(self.settings, self.store, self.report)  # report retention; room on a full volume
 
     def __exit__(self, kind, err, tb) -> bool:
         try:
@@ -138,12 +139,9 @@ class Job:
         channels.publish_all(outputs, self.report, record)
 
     def _write_record(self) -> None:
-        try:
-            self.report.sections["report_path"] = str(self.store.write_report(self.report.to_dict(), self.stamp))
-            self.store.append_history(history_line(self.report))
-        except NluCiError as err:
-            log.error("cannot record the run in the store: %s", err)
-            self.report.warnings.append(str(err))
+        # report retention, the report (once more after freeing space on a full volume) and the history line;
+        # never raises: a record that cannot be written is a warning and ``record_failures``
+        records.finish(self.settings, self.store, self.report, self.stamp, history_line(self.report))
 
 
 def save_text(path: Path, text: str) -> None:

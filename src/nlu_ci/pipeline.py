@@ -24,7 +24,7 @@ from nlu_ci.job import Job
 from nlu_ci.messages import live
 from nlu_ci.model_metadata import model_metadata
 from nlu_ci.policy import Policy, load_policy
-from nlu_ci.registry import holds
+from nlu_ci.registry import holds, records
 from nlu_ci.registry.base import Evaluated
 from nlu_ci.registry.store import iso, now_utc
 from nlu_ci.report.model import DataInfo, DecisionRecord, ModelScores, RunReport
@@ -219,8 +219,9 @@ def record(job: Job, inputs: Inputs, candidate: Candidate, decision: gate.Decisi
         with job.stage("promote"):
             job.lock.check()  # a run whose Lease was taken over promotes nothing (LeaseLost: failed, exit 1)
             previous = job.registry.activate(candidate.name)
-        store.append_history({"event": "promotion", "at": iso(now_utc()), "model": candidate.name,
-                              "previous": previous, "reason": decision.reason})
+        # ACTIVE has moved: the outcome is promoted whatever happens to this line (a warning if it cannot be written)
+        records.append_or_warn(store, {"event": "promotion", "at": iso(now_utc()), "model": candidate.name,
+                                       "previous": previous, "reason": decision.reason}, report)
         report.end("promoted", EXIT_OK)
         log.info("promoted %s (was %s)", candidate.name, previous or "none")
     else:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
-from nlu_ci import redact, safeio
+from nlu_ci import names, redact, safeio
 from nlu_ci.errors import ConfigError
 
 TRUE = {"1", "true", "yes", "on"}
@@ -138,6 +138,11 @@ OPTIONS: list[Option] = [
            "removed, hours", "float"),
     Option("query_log_mask", "NLU_CI_QUERY_LOG_MASK", True, "mask e-mail addresses and runs of 6+ digits in the query "
            "log", "bool"),
+    # -- hostile inputs and a full volume (docs/reliability.md)
+    Option("keep_reports", "NLU_CI_KEEP_REPORTS", 30, "keep the reports, predictions and review pages of the newest "
+           "N runs (a full volume may take them down to the newest 3)", "int"),
+    Option("max_intents", "NLU_CI_MAX_INTENTS", 2000, "refuse training data with more intents than this (exit 2): "
+           "the classifiers' memory grows with intents x features", "int"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),
@@ -185,8 +190,10 @@ class SettingsMethods:
             raise ConfigError(f"--max-repair-share / NLU_CI_MAX_REPAIR_SHARE: {self.max_repair_share} is not between 0 and 1")
         if self.keep_models < 2:
             raise ConfigError(f"--keep-models / NLU_CI_KEEP_MODELS: {self.keep_models} must be at least 2")
-        if not self.project or "/" in self.project or self.project.startswith("."):
-            raise ConfigError(f"--project / NLU_CI_PROJECT: {self.project!r} is not a valid project name")
+        if self.keep_reports < 1 or self.max_intents < 2:
+            raise ConfigError("--keep-reports must be at least 1 and --max-intents at least 2")
+        if names.project_problem(self.project):
+            raise ConfigError(f"--project / NLU_CI_PROJECT: {names.project_problem(self.project)}")
         if self.evaluation == "platform" and not self.platform_host:
             raise ConfigError("--evaluation platform needs RASA_PLATFORM_HOST")
         if self.platform_host and not self.platform_host.startswith(("http://", "https://")):
@@ -255,6 +262,8 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
             if low in FALSE:
                 return False
             raise ValueError(raw)
+        if option.kind in ("path", "paths"):
+            _check_path_lengths(raw, source)
         if option.kind == "path":
             path = Path(raw) if str(raw) != "" else None
             if path is not None and option.name == "report":
@@ -284,6 +293,14 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
 
 def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _check_path_lengths(raw: Any, source: str) -> None:
+    """A path no file system can hold (over NAME_MAX/PATH_MAX): one line now, not ENAMETOOLONG in a library."""
+    for item in raw if isinstance(raw, list | tuple) else str(raw).split(","):
+        problem = names.path_problem(str(item))
+        if problem:
+            raise ConfigError(f"{source}: {_short(repr(str(item)))}: {problem}")
 
 
 def _check_writable_path(path: Path, source: str) -> None:

@@ -208,3 +208,56 @@ def test_a_damaged_holds_file_is_a_warning_not_a_failure(tmp_path, caplog):
     assert "treating it as no hold" in caplog.text
     holds.add(store, "sha256:aaa", "model_b", "model_a")  # the next rollback rewrites it
     assert holds.find(store, "sha256:aaa")
+
+# ---------------------------------------------------------------- retention by creation, reports (issue 24)
+
+def _created(store: ModelStore, name: str, when: str) -> None:
+    meta = json.loads((store.dir / name / "nlu_ci.json").read_text())
+    meta["created_at"] = when
+    (store.dir / name / "nlu_ci.json").write_text(json.dumps(meta))
+
+
+def test_prune_orders_by_recorded_creation_and_spares_this_runs_model(store):
+    """A clock that ran ahead named two models model_2999...: they are older by their created_at (or, created
+    under that clock, from the future): they go first; the model this store committed last is never pruned."""
+    for name, when in [("model_20261201-000000", "2026-12-01T00:00:00Z"),
+                       ("model_29990101-000000", "2026-11-01T00:00:00Z"),
+                       ("model_29990102-000000", "2999-01-02T00:00:00Z"),
+                       ("model_20261202-000000", "2026-12-02T00:00:00Z")]:
+        fake_model(store, name)
+        _created(store, name, when)
+    store.activate("model_20261201-000000")
+    assert store.last_committed == "model_20261202-000000"
+    assert store.prune(2) == ["model_29990102-000000", "model_29990101-000000"]
+    assert store.models() == ["model_20261201-000000", "model_20261202-000000"]
+    fake_model(store, "model_20261203-000000")
+    _created(store, "model_20261203-000000", "2026-11-30T00:00:00Z")  # committed now, recorded as older
+    assert "model_20261203-000000" not in store.prune(2)
+
+
+def test_report_retention_keeps_the_newest_groups(tmp_path):
+    from nlu_ci.registry import retention
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for i in range(6):
+        for suffix in (".json", ".predictions.jsonl", ".html"):
+            (reports / f"20261202T00000{i}-000000{suffix}").write_text("x")
+    (reports / "notes.txt").write_text("not a report")
+    assert retention.prune_reports(reports, 2, spare="20261202T000000-000000") == [
+        f"20261202T00000{i}-000000" for i in range(1, 4)]
+    assert sorted(retention.report_groups(reports)) == ["20261202T000000-000000", "20261202T000004-000000",
+                                                        "20261202T000005-000000"]
+    assert (reports / "notes.txt").exists()
+    assert retention.free_space(reports, 1 << 60) == []  # nothing beyond MIN_REPORTS (3) is ever taken
+    (reports / "20261202T000006-000000.json").write_text("x")
+    assert retention.free_space(reports, 1 << 60, spare="20261202T000000-000000") == ["20261202T000004-000000"]
+
+
+def test_history_append_failure_is_a_warning(store):
+    from nlu_ci.registry import records
+
+    (store.dir / "history.jsonl").mkdir()
+    report: dict = {"warnings": []}
+    assert records.append_or_warn(store, {"event": "promotion"}, report) is False
+    assert "not recorded in the history" in report["warnings"][0] and len(report["record_failures"]) == 1

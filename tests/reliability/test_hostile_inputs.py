@@ -392,6 +392,102 @@ def check_modes(h: Harness, report: dict) -> None:
         assert mode & 0o027 == 0, f"{p}: mode {oct(mode)}"
 
 
+# ---------------------------------------------------------------- issue 24 (regexes, bad data/config, paths)
+
+# catastrophic for a backtracking engine (the ReDoS literature): each extra character doubles the time
+REDOS = ["^(a+)+$", "(a|aa)+$", "(a|a?)+$", "(.*a){12}", r"^(\w+\s?)*$", r"^([a-z]+)*[0-9]$", r"(x+x+)+y"]
+REDOS_TEXTS = ["a" * 40 + "!", "a" * 30 + "! a", " ".join(["aaaa"] * 12) + " !", "x" * 40]
+
+
+def redos_data(patterns=tuple(REDOS)):
+    """The sample data with hostile regex features, and training texts that make them backtrack."""
+    def make(tmp: Path) -> Path:
+        data = helpers.load_sample()
+        data["rasa_nlu_data"]["regex_features"] = [{"name": f"evil{i}", "pattern": p} for i, p in enumerate(patterns)]
+        data["rasa_nlu_data"]["common_examples"] += [{"text": t, "intent": "greet", "entities": []}
+                                                     for t in REDOS_TEXTS]
+        (tmp / "data.json").write_text(json.dumps(data))
+        return tmp / "data.json"
+    return make
+
+
+PARSE_BOUND = 20.0  # seconds for loading the model and parsing every hostile query (docs/reliability.md)
+PARSE_PROBE = """
+import json, sys, time
+from nlu_ci.engine.model import Model
+model = Model(sys.argv[1])
+model.predict(["hello"])
+texts = [t * n + tail for t in ("a", "x", "aaaa ") for n in (36, 5000) for tail in ("!", "")]
+t0 = time.monotonic()
+for text in texts:
+    model.predict([text])
+print(json.dumps({"seconds": time.monotonic() - t0, "texts": len(texts)}))
+"""
+
+
+def parse_is_bounded(h: Harness, ctx: Ctx, report: dict) -> None:
+    """The promoted model holds the hostile patterns and parses hostile queries (36 and 5,000 characters)
+    within PARSE_BOUND: a real process, killed at the bound (a backtracking match cannot be interrupted)."""
+    model = h.store / report["candidate"]["model"]
+    assert "(a+)+" in (model / "component_1_RegexFeaturizer.pkl").read_text()
+    proc = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(model)], capture_output=True, text=True,
+                          timeout=PARSE_BOUND + 30, env=h.env(), cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["seconds"] < PARSE_BOUND and out["texts"] == 12, out
+
+
+def synonyms_data(value, synonyms):
+    def make(tmp: Path) -> Path:
+        data = helpers.load_sample()
+        data["rasa_nlu_data"]["entity_synonyms"] = [{"value": value, "synonyms": synonyms}]
+        (tmp / "data.json").write_text(json.dumps(data))
+        return tmp / "data.json"
+    return make
+
+
+def pipeline(*names: str):
+    return config("language: en\npipeline:\n" + "".join(f"  - name: {n}\n" for n in names))
+
+
+LONG = "n" * 300  # over NAME_MAX (255 bytes)
+ROUND3 = dict(recorded=False, pushed=False)  # refused with the settings: one line, nothing written
+ROUND3_CASES = {
+    # 1. regular expressions from the data (RE2 where a pattern repeats; refused where RE2 cannot run it)
+    "regex: ReDoS patterns train and parse within the bound": Case(0, "promoted", None, setup=data_file(
+        redos_data()), after=both(finished_within(150), parse_is_bounded)),
+    "regex: ^(a+)+$ alone with a 40-character text": Case(0, "promoted", None, setup=data_file(
+        redos_data(["^(a+)+$"])), after=finished_within(150)),
+    "regex: repetition with a backreference refused": Case(2, "failed", "RE2", setup=data_file(
+        regex_data(r"^(a+)\1+$"))),
+    "regex: repetition with a lookahead refused": Case(2, "failed", "cannot run it", setup=data_file(
+        regex_data(r"(?=a+)(a|aa)+$"))),
+    "regex: backreference without a repetition (control)": Case(0, "promoted", None, setup=data_file(
+        regex_data(r"(pizza) \1"))),
+    # 4. bad data or config: exit 2, one line
+    "synonyms: null among synonyms": Case(2, "failed", "must be a non-empty string", setup=data_file(
+        synonyms_data("large", [None]))),
+    "synonyms: a number among synonyms": Case(2, "failed", "entity synonym 5", setup=data_file(
+        synonyms_data("large", [5]))),
+    "synonyms: value null": Case(2, "failed", "the value must be", setup=data_file(synonyms_data(None, ["big"]))),
+    "config: classifier without its featurizer": Case(2, "failed", "needs 'text_features'", setup=pipeline(
+        "WhitespaceTokenizer", "SklearnIntentClassifier")),
+    "config: CRF extractor before any tokenizer": Case(2, "failed", "needs 'tokens'", setup=pipeline(
+        "CRFEntityExtractor", "WhitespaceTokenizer", INTENT)),
+    "config: regex featurizer without a tokenizer": Case(2, "failed", "RegexFeaturizer", setup=pipeline(
+        "RegexFeaturizer", INTENT)),
+    "paths: data path component over 255 bytes": Case(2, "failed", "NLU_CI_DATA", setup=lambda h, ctx: {
+        "NLU_CI_DATA": str(ctx.tmp / LONG / "data.json")}, **ROUND3),
+    "paths: report path component over 255 bytes": Case(2, "failed", "over the limit of 255", setup=lambda h, ctx: {
+        "NLU_CI_REPORT": str(ctx.tmp / (LONG + ".json"))}, **ROUND3),
+    "paths: config path over PATH_MAX": Case(2, "failed", "NLU_CI_CONFIG", setup=lambda h, ctx: {
+        "NLU_CI_CONFIG": str(ctx.tmp) + "/d" * 2100}, **ROUND3),
+    "paths: test data path component over 255 bytes": Case(2, "failed", "NLU_CI_TEST_DATA", setup=lambda h, ctx: {
+        "NLU_CI_TEST_DATA": str(ctx.tmp / LONG)}, **ROUND3),
+    "intents: over --max-intents": Case(2, "failed", "over the limit of 5", setup=env(NLU_CI_MAX_INTENTS="5")),
+}
+
+
 # ---------------------------------------------------------------- the matrix
 
 EXTRA_TIME = dict(recorded=False, pushed=False)  # rejected by the settings: nothing reaches the store
@@ -533,6 +629,7 @@ CASES = {
     # 14. clocks
     "clock: future line in history.jsonl": Case(0, "promoted", None, setup=future_history, after=no_future_success),
     "clock: future value in metrics.prom": Case(2, "failed", "not found", setup=future_prom, after=no_future_success),
+    **ROUND3_CASES,
 }
 
 ALL = {f"hostile: {k}": v for k, v in CASES.items()}

@@ -13,3 +13,4 @@ RUN = COMMON + PLATFORM + DATA + DATA_GIT + [
 MESSAGES = ["messages", "messages_url_file", "messages_limit", "messages_max_age_days", "mask_messages", "strict_messages"]
 LIVE = MESSAGES + ["live_messages"]  # run and check: the live agreement (messages/live.py)
 RUN = RUN + LIVE
+RUN += ["keep_reports", "max_intents"]  # -- hostile inputs and a full volume (docs/reliability.md)

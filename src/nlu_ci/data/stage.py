@@ -26,9 +26,20 @@ def data_section(notes: Notes, test_notes: Notes | None, findings: list[dict]) -
     }
 
 
+def check_intent_count(settings, data) -> None:
+    """More intents than ``--max-intents``: refused before training (100,000 intents crash the classifier's
+    training in native code under a 4 GB memory limit: no report, no history line)."""
+    limit = getattr(settings, "max_intents", None)
+    intents = {m.get("intent") for m in data.training_examples if m.get("intent")}
+    if limit and len(intents) > limit:
+        raise DataError(f"{settings.data}: {len(intents)} intents, over the limit of {limit} (--max-intents / "
+                        "NLU_CI_MAX_INTENTS; memory grows with intents x features)")
+
+
 def run_stage(settings, data, split, warnings: list[str]) -> dict:
     """The report's data quality section (repairs, notes, validation); each finding that is not info goes to
-    ``warnings`` (``enforce`` then fails the run under ``--strict-data``)."""
+    ``warnings`` (``enforce`` then fails the run under ``--strict-data``). Too many intents: ``DataError``."""
+    check_intent_count(settings, data)
     notes, test_notes = notes_of(data), split.test_notes
     hash_split = split.params.get("method") == "hash"
     findings = checks.run_checks(data, notes, test=None if hash_split else split.test, test_notes=test_notes,

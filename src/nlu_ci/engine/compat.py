@@ -11,6 +11,9 @@ and what this module does about it:
    ``scikit-learn<1.11``), so it is filtered for that one message only.
 3. ``CountVectorsFeaturizer`` passes a tokenizer together with the default ``token_pattern``;
    current scikit-learn warns about the unused pattern on every fit. Filtered for that message only.
+4. ``RegexFeaturizer`` runs every pattern of the training data with the backtracking ``re.finditer`` (on
+   every training text and every ``/parse`` query): ``^(a+)+$`` hangs it. Its module's ``re`` is replaced
+   by a copy whose ``finditer`` is ``nlu_ci.regexes.finditer`` (RE2 for every pattern that repeats).
 
 Not a shim but related: scikit-learn's grid search prints progress on stdout; ``engine.training``
 sends stdout to stderr while training so that ``--json`` output stays parseable.
@@ -54,6 +57,20 @@ def _silence_count_vectors_token_pattern() -> None:
     )
 
 
+def _regex_features_on_re2() -> None:
+    import re
+
+    from rasa_nlu.featurizers import regex_featurizer
+
+    from nlu_ci import regexes
+
+    if getattr(regex_featurizer.re, "finditer", None) is not regexes.finditer:
+        safe_re = types.ModuleType("re")
+        safe_re.__dict__.update(re.__dict__)
+        safe_re.finditer = regexes.finditer  # escape(), compile() (lookup tables) stay the stdlib's
+        regex_featurizer.re = safe_re
+
+
 def apply() -> None:
     """Install every shim (safe to call many times)."""
     global _applied
@@ -62,6 +79,7 @@ def apply() -> None:
     _register_sklearn_externals_joblib()
     _silence_svc_probability_deprecation()
     _silence_count_vectors_token_pattern()
+    _regex_features_on_re2()
     _applied = True
 
 

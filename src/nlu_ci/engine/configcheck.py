@@ -6,6 +6,10 @@ registry names and class paths under an allowed module prefix are accepted: ``nl
 the comma-separated prefixes of ``NLU_CI_COMPONENT_MODULES`` (e.g. ``mycompany.nlu.``). Anything else is
 a ConfigError (exit 2) before any import.
 
+Requirements: each component's ``requires`` (rasa_nlu's own class attribute, e.g. ``text_features`` for
+``SklearnIntentClassifier``) must be in the ``provides`` of a component before it, the check rasa_nlu makes
+only once training has started ('Missing property'); here it is a ConfigError naming the component.
+
 Variables: rasa_nlu expands ``${VAR}`` in a config from the environment, which would copy a secret
 (``${RASA_API_TOKEN}``) into the model's metadata.json. nlu-ci expands only variables whose name starts
 with ``NLU_CI_VAR_`` (an allow-list: a deny-list cannot know every secret a pod's environment holds), and
@@ -46,6 +50,20 @@ def check_component_name(name: str, where: str, environ: Mapping[str, str] | Non
     shown = name if len(name) <= 80 else name[:80] + "..."
     raise ConfigError(f"{where}: unknown component {shown!r}: not a rasa_nlu component and not under an allowed "
                       f"module prefix ({', '.join(prefixes)}; add yours to {MODULES_ENV})")
+
+
+def check_requirements(classes: list[tuple[str, type]], where: str) -> None:
+    """ConfigError when a component of ``classes`` ((name, class) in pipeline order) needs a property that no
+    component before it provides (rasa_nlu's ``components.validate_arguments``, before any training)."""
+    provided: set[str] = set()
+    for i, (name, cls) in enumerate(classes):
+        missing = [r for r in (getattr(cls, "requires", None) or []) if r not in provided]
+        if missing:
+            givers = "" if i else " (it is the first component)"
+            raise ConfigError(f"{where}: pipeline[{i}] {name!r} needs {', '.join(map(repr, missing))}, which no "
+                              f"component before it provides{givers}: add one that does (a tokenizer provides "
+                              "'tokens', a featurizer such as CountVectorsFeaturizer 'text_features') before it")
+        provided.update(getattr(cls, "provides", None) or [])
 
 
 def expand_variables(value: Any, where: str, environ: Mapping[str, str] | None = None, path: str = "") -> Any:

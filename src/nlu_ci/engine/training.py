@@ -32,6 +32,7 @@ def read_config(path: Path | str) -> tuple[Any, str]:
         if pipeline not in registry.registered_pipeline_templates:
             raise ConfigError(f"{path}: unknown pipeline template '{pipeline}'")
     elif isinstance(pipeline, list) and pipeline:
+        classes = []
         for i, item in enumerate(pipeline):
             name = item.get("name") if isinstance(item, dict) else None
             if not isinstance(name, str):
@@ -41,6 +42,8 @@ def read_config(path: Path | str) -> tuple[Any, str]:
                 registry.get_component_class(name)
             except Exception:
                 raise ConfigError(f"{path}: pipeline[{i}]: unknown component '{name}'") from None
+            classes.append((name, registry.get_component_class(name)))
+        configcheck.check_requirements(classes, str(path))  # 'Missing property' before training, not in it
     else:
         raise ConfigError(f"{path}: 'pipeline' must be a non-empty list of components (or a template name)")
     try:  # from the checked values: rasa_nlu's own reader would expand ${VAR} again, secrets included

@@ -112,6 +112,7 @@ class ModelStore:
         self.project = project
         self.dir = self.root / project
         self._lock_fd: int | None = None
+        self.last_committed: str | None = None  # the model this run stored: retention never prunes it
 
     # ------------------------------------------------------------ set-up and lock
     def ensure(self) -> None:
@@ -222,6 +223,7 @@ class ModelStore:
                         os.fsync(fh.fileno())
             fsync_dir(staged)
             os.rename(staged, final)
+            self.last_committed = name
         except OSError as err:
             raise StoreError(f"{final}: cannot store the model: {_oserror(err)}") from None
         fsync_dir(self.dir)
@@ -381,18 +383,12 @@ class ModelStore:
 
     # ------------------------------------------------------------ retention
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest ``keep`` models; never the active or the previous one."""
-        protected = {self.active_name(), self.previous_name()}
-        names = self.models()
-        doomed = [n for n in names[:-keep] if n not in protected] if keep > 0 else []
-        for name in doomed:
-            trash = self.dir / INCOMING / f"trash.{name}.{os.getpid()}"
-            try:
-                os.rename(self.dir / name, trash)  # atomic: never half a model under a model name
-            except OSError as err:
-                log.warning("retention: cannot remove %s: %s", name, _oserror(err))
-                continue
-            shutil.rmtree(trash, ignore_errors=True)
+        """Delete all but the newest ``keep`` models by recorded creation (``registry.retention``); never the
+        active or the previous one, nor the one this store object committed last (this run's candidate)."""
+        from nlu_ci.registry import retention
+
+        protected = {self.active_name(), self.previous_name(), self.last_committed}
+        doomed = retention.prune_models(self.dir, self.models(), keep, protected, self.dir / INCOMING)
         if doomed:
             log.info("retention: removed %d old model(s), kept %d", len(doomed), len(self.models()))
         return doomed

@@ -8,16 +8,14 @@ complete model (the job renames a model into place before it points ``ACTIVE`` a
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nlu_ci.errors import StoreError
+from nlu_ci.names import PROJECT_NAME  # the one rule for project names (run, status, report, serve too)
 from nlu_ci.registry.store import ModelStore
 from nlu_ci.serving.zips import model_etag
-
-PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class NoModel(Exception):
