@@ -25,7 +25,7 @@ SAMPLE = ROOT / "data" / "sample" / "nlu.json"
 
 def degraded(src: Path, dst: Path, share: float = 0.6, seed: int = 0) -> Path:
     """``src`` with the intent labels of ``share`` of the hash split's TRAINING examples shuffled."""
-    from nlu_ci.dataset import hash_unit
+    from nlu_ci.data.dataset import hash_unit
 
     data = json.loads(src.read_text(encoding="utf-8"))
     examples = data["rasa_nlu_data"]["common_examples"]

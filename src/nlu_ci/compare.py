@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlu_ci import dataset, gate
+from nlu_ci import gate
+from nlu_ci.data import dataset
 from nlu_ci.engine.model import Model
 from nlu_ci.errors import ConfigError, StoreError
 from nlu_ci.evaluation import EvaluationResult
-from nlu_ci.policy import Policy, load_policy
+from nlu_ci.gate.policy import Policy, load_policy
 from nlu_ci.registry.base import Registry
 from nlu_ci.registry.integrity import check_model_folder
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from nlu_ci import __version__, dataset
+from nlu_ci import __version__
+from nlu_ci.data import dataset
 from nlu_ci.registry.store import iso, now_utc
 
 

@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nlu_ci import dataset, gate, kube
+from nlu_ci import gate, kube
+from nlu_ci.data import dataset
 from nlu_ci.data import stage as data_stage
 from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import read_config, train
 from nlu_ci.errors import EXIT_OK, StoreError
 from nlu_ci.evaluation import EvaluationResult
+from nlu_ci.gate.policy import Policy, load_policy
 from nlu_ci.job import Job
 from nlu_ci.messages import live
 from nlu_ci.model_metadata import model_metadata
-from nlu_ci.policy import Policy, load_policy
 from nlu_ci.registry import holds, records
 from nlu_ci.registry.base import Evaluated
 from nlu_ci.registry.store import iso, now_utc

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from nlu_ci import dataset
+from nlu_ci.data import dataset
 from nlu_ci.errors import DataError
 from support.data import SAMPLE, load_sample, write_data
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nlu_ci import dataset
-from nlu_ci.data import notes_of
+from nlu_ci.data import dataset, notes_of
 from nlu_ci.data.cleaning import MAX_REPAIR_SHARE
 from nlu_ci.errors import DataError
 from support.data import load_sample, write_data

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nlu_ci import dataset
-from nlu_ci.data import notes_of
+from nlu_ci.data import dataset, notes_of
 from nlu_ci.errors import DataError
 
 FILES = Path(__file__).parent / "files"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nlu_ci import dataset
+from nlu_ci.data import dataset
 from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import train
 from nlu_ci.entity_tokens import token_label, token_scores

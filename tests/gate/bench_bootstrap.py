@@ -14,7 +14,7 @@ import time
 import numpy as np
 import psutil
 
-from nlu_ci import stats
+from nlu_ci.gate import stats
 
 
 def labels(n: int) -> list[str]:

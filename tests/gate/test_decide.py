@@ -14,7 +14,7 @@ from sklearn.metrics import f1_score
 
 from nlu_ci import gate
 from nlu_ci.evaluation import EvaluationResult, evaluate
-from nlu_ci.policy import DEFAULT, Bootstrap, EntityF1, MustPass, Significance
+from nlu_ci.gate.policy import DEFAULT, Bootstrap, EntityF1, MustPass, Significance
 
 INTENTS = ["greet", "goodbye", "affirm", "deny", "order_pizza"]
 

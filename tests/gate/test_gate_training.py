@@ -15,8 +15,9 @@ import yaml
 from scipy.stats import binomtest
 
 from nlu_ci import compare as cmp
-from nlu_ci import dataset, gate
-from nlu_ci.policy import load_policy
+from nlu_ci import gate
+from nlu_ci.data import dataset
+from nlu_ci.gate.policy import load_policy
 from support.data import FAST_CONFIG, load_sample, shuffled_train_labels, write_data
 
 pytestmark = pytest.mark.slow

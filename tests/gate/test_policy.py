@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nlu_ci import policy as pol
 from nlu_ci.errors import ConfigError
+from nlu_ci.gate import policy as pol
 from support.data import ROOT, SAMPLE
 
 

@@ -1,4 +1,4 @@
-"""nlu_ci.stats against reference implementations (statsmodels, scipy, sklearn)."""
+"""nlu_ci.gate.stats against reference implementations (statsmodels, scipy, sklearn)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
 
-from nlu_ci import stats
+from nlu_ci.gate import stats
 
 # (b, c) discordant counts, including the edge cases b+c == 0, b == c, one side zero, large n.
 TABLES = [(0, 0), (0, 1), (1, 0), (3, 3), (0, 7), (7, 0), (2, 9), (9, 2), (10, 25), (59, 41), (400, 450)]

@@ -126,7 +126,7 @@ def test_a_lease_taken_over_while_training_promotes_nothing(registry, apiserver,
     that took it once it looked expired): the run checks the Lease right before promoting and promotes nothing:
     ACTIVE (and with a platform, the tag) stays on the model promoted before."""
     from nlu_ci import pipeline
-    from nlu_ci.dataset import hash_unit
+    from nlu_ci.data.dataset import hash_unit
     from nlu_ci.settings import from_env
     from support.data import FAST_CONFIG, load_sample
     from support.platform_fake import FakePlatform

@@ -76,7 +76,7 @@ def test_inbox_lists_uncertain_messages_first_and_no_training_example(inbox_stor
         assert secret not in r.output and secret not in out.read_text()
     assert "mail me at <email>" in texts and "my number is <number>" in texts
     # the file: Rasa YAML, grouped by suggested intent, that nlu-ci reads back as training data
-    from nlu_ci import dataset
+    from nlu_ci.data import dataset
 
     text = out.read_text()
     assert text.count("# confidence ") == len(entries) and 'version: "3.1"' in text

@@ -35,7 +35,7 @@ def test_download_markdown_is_written_as_data_md(client, tmp_path, fake):
     fake.data_content_type = "text/markdown; charset=utf-8"
     path = client.download_data(tmp_path / "dl")
     assert path.name == "data.md"
-    from nlu_ci.dataset import load_training_data
+    from nlu_ci.data.dataset import load_training_data
 
     assert len(load_training_data(path).training_examples) == 4
 

@@ -32,7 +32,7 @@ def data_with(exs: list[dict]) -> dict:
 @pytest.fixture(scope="module")
 def weak_model(tmp_path_factory) -> Path:
     """A real model trained on the train side only, with 60% of its labels shuffled: a clean candidate beats it."""
-    from nlu_ci.dataset import hash_unit
+    from nlu_ci.data.dataset import hash_unit
 
     base = tmp_path_factory.mktemp("weak")
     train_side = [e for e in shuffled_train_labels(examples(), 0.6, seed=7) if hash_unit(e["text"], "nlu-ci") >= 0.2]

@@ -46,7 +46,7 @@ def load_sample() -> dict:
 
 def held_out(examples: list[dict], fraction: float = 0.2, salt: str = "nlu-ci") -> list[dict]:
     """The examples the job's hash split puts in TEST (a fake platform's own held-out data is this set)."""
-    from nlu_ci.dataset import hash_unit
+    from nlu_ci.data.dataset import hash_unit
 
     return [e for e in examples if hash_unit(e["text"], salt) < fraction]
 
@@ -62,7 +62,7 @@ def shuffled_train_labels(examples: list[dict], share: float, seed: int = 0, fra
                           salt: str = "nlu-ci") -> list[dict]:
     """Shuffle the intent labels of ``share`` of the examples that the hash split puts in TRAIN
     (the test side stays clean, so the comparison measures a worse model, not a worse test set)."""
-    from nlu_ci.dataset import hash_unit
+    from nlu_ci.data.dataset import hash_unit
 
     rng = random.Random(seed)
     out = [dict(e) for e in examples]

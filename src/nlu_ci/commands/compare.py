@@ -7,7 +7,7 @@ from pathlib import Path
 from nlu_ci import compare as gate_offline
 from nlu_ci.commands.options import COMMON
 from nlu_ci.commands.result import Result
-from nlu_ci.policy import load_policy
+from nlu_ci.gate.policy import load_policy
 from nlu_ci.registry import backends
 
 NAME = "compare"

@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _training_texts(settings, model_dir: Path) -> tuple[list[str], str]:
-    from nlu_ci import dataset
+    from nlu_ci.data import dataset
 
     path = settings.data or model_dir / "training_data.json"  # what the active model was trained on
     if not settings.data and not path.is_file():

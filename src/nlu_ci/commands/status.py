@@ -6,7 +6,7 @@ import argparse
 from nlu_ci.commands.options import COMMON, PLATFORM
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import ConfigError, StoreError
-from nlu_ci.policy import load_policy
+from nlu_ci.gate.policy import load_policy
 from nlu_ci.registry import backends, holds
 
 NAME = "status"

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(settings, args: argparse.Namespace) -> Result:
-    from nlu_ci import dataset
+    from nlu_ci.data import dataset
     from nlu_ci.engine.training import read_config
     from nlu_ci.engine.training import train as train_model
     from nlu_ci.model_metadata import model_metadata

@@ -20,8 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(settings, args: argparse.Namespace) -> Result:
-    from nlu_ci import dataset
-    from nlu_ci.data import checks, notes_of, stage
+    from nlu_ci.data import checks, dataset, notes_of, stage
 
     if settings.data is None:
         raise ConfigError("validate: set --data / NLU_CI_DATA")

@@ -33,7 +33,8 @@ import requests
 from requests_toolbelt import MultipartEncoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from nlu_ci import datasafety, deadline, redact, safeio
+from nlu_ci import deadline, redact, safeio
+from nlu_ci.data import safety as datasafety
 from nlu_ci.errors import ConfigError, DataError, PlatformError
 from nlu_ci.evaluation import EvaluationResult
 from nlu_ci.registry.platform_answers import (
@@ -249,7 +250,7 @@ class PlatformClient:
             fetch, 2 * self.timeout, what=f"{where}: the training data", progress=lambda: received[0],
             error=TransientError))
         target = place_training_data(tmp, ctype, dest_dir, where)
-        from nlu_ci.dataset import load_training_data
+        from nlu_ci.data.dataset import load_training_data
 
         try:
             load_training_data(target)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from nlu_ci import kube
 from nlu_ci.errors import EXIT_OK, EXIT_RUNTIME, LockedError, NluCiError, StoreError, Terminated
+from nlu_ci.job.lock import RunLock
+from nlu_ci.job.stages import Stages, TerminationRequested, signals_deferred, sigterm_raises
 from nlu_ci.outputs import RunRecord, channels
 from nlu_ci.redact import redact
 from nlu_ci.registry import backends, records
@@ -22,9 +24,7 @@ from nlu_ci.registry.base import Registry
 from nlu_ci.registry.store import ModelStore, atomic_write_text, iso, now_utc
 from nlu_ci.report import document
 from nlu_ci.report.model import RunReport
-from nlu_ci.runlock import RunLock
 from nlu_ci.settings import Settings
-from nlu_ci.stages import Stages, TerminationRequested, signals_deferred, sigterm_raises
 
 log = logging.getLogger("nlu_ci.pipeline")
 

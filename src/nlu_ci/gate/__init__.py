@@ -1,6 +1,6 @@
 """The promotion decision: is the candidate good enough to replace the active model?
 
-``decide`` runs every check of the policy (``nlu_ci.policy``; docs/policy.md) and promotes only when
+``decide`` runs every check of the policy (``nlu_ci.gate.policy``; docs/policy.md) and promotes only when
 all *enabled* checks pass. Each check reports its numbers, whether or not it is enabled, so the report
 always shows the whole picture (b, c and the McNemar p-value, the bootstrap interval, per-intent drops).
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from nlu_ci import stats
-from nlu_ci.policy import DEFAULT, Policy
+from nlu_ci.gate import stats
+from nlu_ci.gate.policy import DEFAULT, Policy
 
 EPS = 1e-12  # float slack for ">= threshold" comparisons of F1 differences
 
