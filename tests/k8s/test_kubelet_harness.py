@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from support.image import IMAGE
-from support.kubelet import Kubelet, expand
+from support.kubelet import ContainerConfigError, Kubelet, expand
+from support.kubelet_volumes import mounts_for
 from support.platform_fake import FakePlatform
 
 from .manifests import ROOT
@@ -60,7 +61,7 @@ def cluster(nlu_ci_image, platform, tmp_path_factory):
 def promoted(cluster):
     """The CronJob run once, as `kubectl create job --from=cronjob/nlu-ci` would."""
     started = time.monotonic()
-    result = cluster.run_job("nlu-ci", job_name="nlu-ci-manual-1")
+    result = cluster.run_job("nlu-ci", job_name="nlu-ci-manual-1", timeout=600)
     print(f"\njob {result.name}: {result.reason} exit {result.exit_code} in {time.monotonic() - started:.0f} s")
     return result
 
@@ -91,7 +92,7 @@ def test_the_job_container_sees_what_the_manifest_says(cluster, nlu_ci_image, pl
     container.pop("args", None)
     kubelet = make_kubelet(nlu_ci_image, platform, tmp_path, docs)
     try:
-        result = kubelet.run_job("nlu-ci", job_name="nlu-ci-probe")
+        result = kubelet.run_job("nlu-ci", job_name="nlu-ci-probe", timeout=300)
     finally:
         kubelet.close()
     assert result.exit_code == 0, result.stderr[-3000:]
@@ -159,7 +160,7 @@ def test_a_missing_configmap_key_is_create_container_config_error(cluster, nlu_c
                                                                            "key": "test-fraction"}}})
     kubelet = make_kubelet(nlu_ci_image, platform, tmp_path, docs)
     try:
-        result = kubelet.run_job("nlu-ci")
+        result = kubelet.run_job("nlu-ci", timeout=300)
         assert result.reason == "CreateContainerConfigError" and result.exit_code is None
         assert "couldn't find key test-fraction" in result.message
         assert not kubelet.containers, "nothing was started"
@@ -187,3 +188,29 @@ def test_env_expansion_follows_kubernetes():
     assert expand("$(A)-$(B)", env) == "x-y"
     assert expand("$$(A)", env) == "$(A)"  # escaped
     assert expand("$(C)/$(A", env) == "$(C)/$(A"  # unknown and unterminated stay as written
+
+
+def test_configmap_items_modes_and_subpath_follow_the_kubelet(tmp_path):
+    """The volume rules the shipped manifests do not use yet (items, item mode, optional, subPath), without the
+    image: the layout the kubelet writes (kubernetes.io/docs/concepts/configuration/configmap/#using-configmaps-as-files-from-a-pod)."""
+    cm = {"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}, "data": {"a": "A", "b": "B"}}
+    kubelet = Kubelet([cm], buildah="buildah", image="unused", workdir=tmp_path)
+    spec = {"volumes": [{"name": "v", "configMap": {"name": "c", "defaultMode": 0o440,
+                                                    "items": [{"key": "a", "path": "dir/a.txt"},
+                                                              {"key": "b", "path": "b", "mode": 0o400}]}},
+                        {"name": "bad", "configMap": {"name": "c", "items": [{"key": "zz", "path": "zz"}]}},
+                        {"name": "opt", "configMap": {"name": "nope", "optional": True}},
+                        {"name": "e", "emptyDir": {}}],
+            "containers": []}
+    pod = kubelet._new_pod("p", {"metadata": {"namespace": "ns"}}, {"spec": spec}, {})
+    container = {"name": "c", "volumeMounts": [{"name": "v", "mountPath": "/cfg"}, {"name": "opt", "mountPath": "/o"},
+                                               {"name": "e", "mountPath": "/e/sub", "subPath": "sub"}]}
+    (cfg, _, ro), (opt, _, _), (sub, target, _) = mounts_for(kubelet, pod, container, fs_group=None)
+    assert ro and (cfg / "dir" / "a.txt").read_text() == "A" and not (cfg / "a").exists()  # only the items
+    assert oct((cfg / "dir" / "a.txt").stat().st_mode & 0o777) == "0o440"  # defaultMode
+    assert oct((cfg / "b").stat().st_mode & 0o777) == "0o400"  # the item's own mode
+    assert (cfg / "..data").is_symlink() and (cfg / "b").is_symlink()  # atomic-writer layout
+    assert list(opt.iterdir()) == [] or all(p.name.startswith("..") for p in opt.iterdir())  # optional, absent
+    assert sub.name == "sub" and sub.is_dir() and target == "/e/sub"
+    with pytest.raises(ContainerConfigError, match="non-existent config key: zz"):
+        mounts_for(kubelet, pod, {"name": "c2", "volumeMounts": [{"name": "bad", "mountPath": "/x"}]}, None)
