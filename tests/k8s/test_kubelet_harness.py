@@ -177,6 +177,7 @@ def test_a_wrong_command_never_gets_ready(cluster, nlu_ci_image, platform, tmp_p
     try:
         assert not handle.wait_ready(30)
         assert not any(p.ready for p in handle.pods)
+        assert handle.pods[0].restart_count >= 1  # restartPolicy Always: exited, restarted after the back-off
         assert "invalid choice: 'serve-model'" in handle.logs()
     finally:
         handle.stop()

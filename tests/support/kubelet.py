@@ -49,7 +49,8 @@ Not implemented (raise NotImplementedError when a manifest uses them): exec prob
 downwardAPI volumes, init and sidecar containers, resourceFieldRef. Not enforced: resources (limits,
 requests), capabilities, seccomp, allowPrivilegeEscalation, NetworkPolicies, supplementalGroups (buildah run
 sets the uid and gid only), the service-account token (no API server: not mounted, no KUBERNETES_SERVICE_*),
-liveness restarts (liveness is polled and its failures counted, nothing is restarted)."""
+the Job's backoffLimit/podFailurePolicy (run_job runs one pod). Deployments' pods restart (restartPolicy Always)
+when their container exits or fails its liveness probe, after the CrashLoopBackOff delay (10 s, doubled)."""
 from __future__ import annotations
 
 import base64
@@ -121,6 +122,8 @@ class Pod:
     root: Path  # host folder for this pod's emptyDirs and projected files
     ports: dict[int, int] = field(default_factory=dict)  # containerPort -> host port
     procs: list = field(default_factory=list)
+    cmds: list = field(default_factory=list)
+    restart_count: int = 0
     ready: bool = False
     probe_log: list = field(default_factory=list)
     liveness_failures: int = 0
@@ -252,7 +255,19 @@ class Kubelet:
             proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE if stdout == subprocess.PIPE else log,
                                     text=True, start_new_session=True)
             pod.procs.append((proc, log))
+            pod.cmds.append(cmd)
         return [p for p, _ in pod.procs]
+
+    def restart(self, pod: Pod, index: int) -> None:
+        """restartPolicy Always: the container's process again, same config, same volumes (restartCount + 1)."""
+        proc, log = pod.procs[index]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        new = subprocess.Popen(pod.cmds[index], stdout=subprocess.DEVNULL, stderr=log, text=True,
+                               start_new_session=True)
+        pod.procs[index] = (new, log)
+        pod.restart_count += 1
 
     def _container_cmd(self, pod: Pod, c: dict) -> list[str]:
         from .kubelet_volumes import mounts_for
@@ -462,6 +477,19 @@ class Deployment:
         raise NotImplementedError(f"probe {sorted(probe)}: not implemented by the harness")
 
     def _probe_loop(self, pod: Pod) -> None:
+        """Probes of the (single) container; restartPolicy Always: a container that exited, or whose liveness
+        probe failed failureThreshold times, is restarted after the kubelet's back-off (10 s, doubled, 5 min cap)."""
+        while not self._stop.is_set():
+            self._probe_run(pod)
+            pod.ready = False
+            if self._stop.is_set() or pod.spec.get("restartPolicy", "Always") == "Never":
+                return
+            backoff = min(10 * 2 ** pod.restart_count, 300)  # CrashLoopBackOff
+            if self._stop.wait(backoff):
+                return
+            self.kubelet.restart(pod, 0)
+
+    def _probe_run(self, pod: Pod) -> None:
         c = pod.spec["containers"][0]
         probes = [(kind, c[kind]) for kind in ("readinessProbe", "livenessProbe") if kind in c]
         if not any(k == "readinessProbe" for k, _ in probes):
@@ -486,15 +514,15 @@ class Deployment:
                         pod.ready = False
                 elif s[1] >= probe.get("failureThreshold", 3):
                     pod.liveness_failures += 1
+                    return  # the kubelet kills the container; the caller restarts it
             self._stop.wait(0.2)
-        pod.ready = False
 
     def wait_ready(self, timeout: float) -> bool:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.pods and all(p.ready for p in self.pods):
                 return True
-            if any(proc.poll() is not None for p in self.pods for proc, _ in p.procs) or self.errors:
+            if self.errors:
                 return False
             time.sleep(0.2)
         return False
