@@ -70,7 +70,7 @@ image:  ## build the container image IMAGE from image/Dockerfile with docker, el
 	  $(IMAGE_BUILD_ARGS) -f image/Dockerfile -t $(IMAGE) .
 
 image-test: install install-system  ## build the image on a local Debian base (mmdebstrap + buildah) and run the job in it as uid 10001
-	$(PY) -m pytest tests/k8s/test_image_build.py $(PYTEST_ARGS)
+	$(PY) -m pytest tests/k8s/test_image_build.py tests/k8s/test_kubelet_harness.py $(PYTEST_ARGS)
 
 # make deploy: the overlay's own kustomization, plus, when IMAGE=name:tag or name@sha256:... is given (command
 # line or environment), an `images:` entry (`kustomize edit set image` semantics) that sets every container and

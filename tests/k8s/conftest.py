@@ -7,6 +7,14 @@ from support.kube_fake import FakeApiServer
 NS = "nlu-ci"
 
 
+@pytest.fixture(scope="session")
+def nlu_ci_image():
+    """(buildah, revision) of the image built once per session (support/image.py; buildah's layer cache)."""
+    from support.image import build_image
+
+    return build_image()
+
+
 @pytest.fixture
 def apiserver():
     server = FakeApiServer().start()
