@@ -114,4 +114,6 @@ def test_image_metadata_no_pip_and_size(image, container):
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
     size = int(run(["podman", "image", "inspect", "--format", "{{.Size}}", IMAGE]).stdout.strip())
     print(f"\nimage {IMAGE}: {size / 1e6:.0f} MB (bookworm minbase base)")
-    assert size < 600e6, f"{size / 1e6:.0f} MB: the image grew (README 'Image size')"
+    # 629 MB measured at the data-from-git change: git + openssh-client (+ perl, git's dependency) ~100 MB,
+    # SQLAlchemy/psycopg/google-re2 in the venv; the bound catches the next unplanned growth
+    assert size < 660e6, f"{size / 1e6:.0f} MB: the image grew (README 'Image size')"
