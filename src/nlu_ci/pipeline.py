@@ -16,6 +16,7 @@ from typing import Any
 
 from nlu_ci import dataset, gate, kube
 from nlu_ci import report as reports
+from nlu_ci.check.base_split import base_split, score_apart
 from nlu_ci.data import stage as data_stage
 from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import read_config, train
@@ -46,6 +47,8 @@ def read_configs(settings: Settings) -> list[tuple[Path, str, Any]]:
 
 
 def split_data(settings: Settings, data, where: Path) -> dataset.Split:
+    if settings.base_data:
+        return base_split(settings, data, where)  # nlu-ci check: the base branch's held-out set (check/base_split.py)
     if settings.test_data:
         return dataset.file_split(data, settings.test_data, settings.max_repair_share)
     return dataset.hash_split(data, settings.test_fraction, settings.split_salt, where)
@@ -179,6 +182,7 @@ def _run_locked(settings: Settings, registry: Registry, lock: RunLock, report: d
     candidate_model = Model(staged, name)
     with stage("evaluate"):
         scored = registry.evaluate(candidate_model, name, active_name, split.test, report)
+        score_apart(split, candidate_model, scored.active_model, report)  # check: the branch's new examples
     report["candidate"] = reports.model_section(name, store.dir / name, scored.candidate, config=str(config[0]))
     if scored.active is not None:
         report["active"] = reports.model_section(active_name, store.dir / active_name, scored.active)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from nlu_ci.mdcode import code  # code spans: nothing escaped inside backticks
 from nlu_ci.redact import redact
 
 METRICS = (("intent F1", "intent_f1"), ("intent accuracy", "intent_accuracy"), ("intent macro F1", "intent_macro_f1"),
@@ -90,12 +91,12 @@ def render(report: Mapping[str, Any], *, worst: int = 5) -> str:
     if data:
         lines += [f"Data: {data.get('train_examples', '–')} training / {data.get('test_examples', '–')} test "
                   f"examples, {len(data.get('intents') or [])} intents (fingerprint "
-                  f"`{escape(str(data.get('fingerprint') or '')[:19])}`). The active model is scored on the same "
+                  f"{code(str(data.get('fingerprint') or '')[:19])}). The active model is scored on the same "
                   "held-out test set.", ""]
     if candidate:
         if active:
             lines += _metrics_table(candidate, active) + [""]
-            lines.append(f"Active model: `{escape(active.get('model'))}`.")
+            lines.append(f"Active model: {code(active.get('model'))}.")
             lines.append("")
         else:
             lines += [f"No active model yet: candidate intent F1 {_f(candidate.get('intent_f1'))}, "
@@ -104,7 +105,7 @@ def render(report: Mapping[str, Any], *, worst: int = 5) -> str:
     checks = [c for c in decision.get("checks") or [] if isinstance(c, Mapping)]
     failed = [c for c in checks if c.get("enabled", True) and not c.get("passed")]
     if failed:
-        lines.append("**Failed checks:** " + ", ".join(f"`{escape(c.get('name'))}`" for c in failed))
+        lines.append("**Failed checks:** " + ", ".join(code(c.get('name')) for c in failed))
         lines.append("")
     if checks:
         lines += ["### Gate checks", ""] + _checks_table(checks) + [""]
@@ -123,6 +124,6 @@ def render(report: Mapping[str, Any], *, worst: int = 5) -> str:
         lines.append("")
     page = report.get("review_page") or {}
     if isinstance(page, Mapping) and (page.get("url") or page.get("path")):
-        where = f"<{page['url']}>" if page.get("url") else f"`{str(page['path']).replace('`', '')}`"
+        where = f"<{page['url']}>" if page.get("url") else code(page['path'])
         lines += [f"Review page (charts, confusion matrix, errors with examples): {where}", ""]
     return "\n".join(lines).rstrip() + "\n"

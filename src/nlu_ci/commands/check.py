@@ -13,6 +13,8 @@ import dataclasses
 from pathlib import Path
 
 from nlu_ci import summary_markdown
+from nlu_ci.check import judge
+from nlu_ci.check import summary as check_summary
 from nlu_ci.commands.options import RUN
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_RUNTIME, ConfigError
@@ -21,7 +23,8 @@ from nlu_ci.registry.store import atomic_write_text
 NAME = "check"
 HELP = "pull-request mode: train on this data, run the gate against the active model, never promote (exit 3: gate failed)"
 SETTINGS = [name for name in RUN if name not in ("dry_run", "keep_models", "pushgateway_url", "pushgateway_username",
-                                                 "strict_metrics", "restart_deployment")]
+                                                 "strict_metrics", "restart_deployment")] + [
+    "active_model_url", "base_data", "base_policy"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,9 +66,9 @@ def main(settings, args: argparse.Namespace) -> Result:
 
     settings = dataclasses.replace(settings, dry_run=True, pushgateway_url=None, strict_metrics=False,
                                    restart_deployment=None)
-    report = pipeline.run(settings)
-    report["check"] = {"exit_code": exit_code(report)}
-    markdown = summary_markdown.render(report)
+    report = judge.run(settings, pipeline.run)  # base data, base policy, pulled model, data diff (check/judge.py)
+    report.setdefault("check", {})["exit_code"] = exit_code(report)
+    markdown = summary_markdown.render(report) + check_summary.render(report)
     if args.summary:
         target = Path(args.summary)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
