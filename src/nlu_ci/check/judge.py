@@ -50,9 +50,12 @@ def run(settings, pipeline_run) -> dict[str, Any]:
         scratch = ModelStore(Path(tmp) / "models", settings.project)
         try:
             pulled = pull_active(settings.active_model_url, scratch, timeout=max(settings.http_timeout, 60.0))
-        except NluCiError as err:
-            return {"project": settings.project, "outcome": "failed", "error": redact(str(err)),
-                    "exit_code": err.exit_code, "warnings": [], "check": {"judged_by": info}}
+        except NluCiError as err:  # nothing was checked: one line, the documented exit code, --report written
+            log.error("%s", redact(str(err)))
+            report = {"project": settings.project, "outcome": "failed", "error": redact(str(err)),
+                      "exit_code": err.exit_code, "warnings": [], "check": {"judged_by": info}}
+            _rewrite(report, settings)
+            return report
         info["active_model"] = pulled.name
         log.info("active model %s pulled from %s (checksums verified)", pulled.name, redact(pulled.url))
         report = pipeline_run(dataclasses.replace(judged, models_dir=scratch.root, platform_host=None,
