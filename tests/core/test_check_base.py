@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import types
 
-from support.data import load_sample, write_data
-
 from nlu_ci import dataset
 from nlu_ci.check import base_split, diff
+from support.data import load_sample, write_data
 
 
 def test_diff_flags_relabelled_examples_by_normalised_text():
