@@ -141,8 +141,10 @@ def checkout(world, branch: str, name: str) -> Path:
 
 def base_env(world, ws: Path) -> dict[str, str]:
     src = str(Path(__import__("nlu_ci").__file__).parents[1])
+    # NLU_CI_POLICY names the branch's own policy.yml (a CI variable, or the image's default): with a base it
+    # must not be what judges
     return {"PATH": str(world["bin"]), "HOME": str(ws.parent / f"{ws.name}-home"), "PYTHONPATH": src,
-            "GIT_CONFIG_NOSYSTEM": "1", "LANG": "C.UTF-8"}
+            "GIT_CONFIG_NOSYSTEM": "1", "LANG": "C.UTF-8", "NLU_CI_POLICY": "policy.yml"}
 
 
 def github_steps(active_url: str) -> tuple[dict, list[str]]:
