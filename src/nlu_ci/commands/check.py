@@ -5,6 +5,10 @@ It is the nightly pipeline with ``dry_run`` forced on (so the comparison is exac
 no Pushgateway (a pull request must not overwrite the nightly job's metrics). Exit codes: 0 the gate
 passes (or the active model was trained from the same data), 3 the gate fails, 1/2 as for ``run``, and 1
 when another run holds the store (nothing was checked).
+
+Judged by the base (``check/judge.py``, docs/check.md): ``--active-model-url`` pulls the active model from
+serve-models, ``--base-data`` makes the base branch's held-out examples the test set, ``--base-policy`` (or the
+built-in policy) judges; ``data_diff`` lists examples added, removed and relabelled.
 """
 from __future__ import annotations
 
