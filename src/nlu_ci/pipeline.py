@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nlu_ci import gate, kube
+from nlu_ci.check.base_split import base_split, score_apart
 from nlu_ci.data import dataset
 from nlu_ci.data import stage as data_stage
 from nlu_ci.engine.model import Model
@@ -117,6 +118,8 @@ def load(job: Job) -> Inputs:
 
 
 def split_data(settings: Settings, data, where: Path) -> dataset.Split:
+    if settings.base_data:
+        return base_split(settings, data, where)  # nlu-ci check: the base branch's held-out set (check/base_split.py)
     if settings.test_data:
         return dataset.file_split(data, settings.test_data, settings.max_repair_share)
     return dataset.hash_split(data, settings.test_fraction, settings.split_salt, where)
@@ -182,6 +185,7 @@ def evaluate(job: Job, inputs: Inputs, candidate: Candidate) -> Evaluated:
     report, store, active = job.report, job.store, inputs.active
     with job.stage("evaluate"):
         scored = job.registry.evaluate(candidate.model, candidate.name, active, inputs.split.test, report)
+        score_apart(inputs.split, candidate.model, scored.active_model, report)  # check: the branch's new examples
     report.candidate = ModelScores.from_result(candidate.name, store.dir / candidate.name, scored.candidate,
                                                config=str(candidate.config.path))
     if scored.active is not None:

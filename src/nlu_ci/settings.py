@@ -143,6 +143,15 @@ OPTIONS: list[Option] = [
            "N runs (a full volume may take them down to the newest 3)", "int"),
     Option("max_intents", "NLU_CI_MAX_INTENTS", 2000, "refuse training data with more intents than this (exit 2): "
            "the classifiers' memory grows with intents x features", "int"),
+    # -- pull-request check judged by the base (nlu-ci check; docs/check.md)
+    Option("active_model_url", "NLU_CI_ACTIVE_MODEL_URL", None,
+           "check: pull the active model from this nlu-ci serve-models URL (http://host:8080 or .../models/<project>) "
+           "instead of reading the store"),
+    Option("base_data", "NLU_CI_BASE_DATA", None,
+           "check: the base branch's training data; its hash-split held-out examples are the test set", "path"),
+    Option("base_policy", "NLU_CI_BASE_POLICY", None,
+           "check: the base branch's policy.yml (default: the built-in policy; the branch's --policy is ignored "
+           "when a base is given)", "path"),
     # -- Kubernetes
     Option("kubernetes", "NLU_CI_KUBERNETES", "auto", "use the Kubernetes API (Lease, Events)", "choice",
            ("auto", "on", "off")),

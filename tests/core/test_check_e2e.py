@@ -33,7 +33,7 @@ def test_worse_branch_data_fails_with_exit_3_and_names_the_failed_checks(cli, tm
     failed = [c["name"] for c in last["decision"]["checks"] if c["enabled"] and not c["passed"]]
     assert failed and "**Failed checks:** " in md
     for name in failed:
-        assert f"`{name.replace('_', chr(92) + '_')}`" in md
+        assert f"`{name}`" in md  # a code span shows the name as written (nothing escaped inside backticks)
         assert f"| {name.replace('_', chr(92) + '_')} | **FAIL** |" in md
     assert f"| intent F1 | {last['candidate']['intent_f1']:.4f} | {last['active']['intent_f1']:.4f} |" in md
     nightly = json.loads((cli.store / good / "nlu_ci.json").read_text())
@@ -58,7 +58,7 @@ def test_better_branch_data_passes_with_exit_0(cli, tmp_path, sample_examples):
     rep = r.json
     assert rep["outcome"] == "dry_run" and rep["decision"]["promote"] is True
     assert rep["candidate"]["intent_f1"] > rep["active"]["intent_f1"]
-    assert rep["check"] == {"exit_code": 0}
+    assert rep["check"]["exit_code"] == 0 and rep["check"]["judged_by"]["base_data"] is None
     assert active_of(cli.store) == active  # passing is not promoting
 
 
@@ -71,3 +71,30 @@ def test_check_takes_no_dry_run_flag_and_documents_exit_3():
     assert {"--data", "--test-data", "--models-dir", "--platform-host", "--summary", "--config"} <= flags
     assert "--dry-run" not in flags and "--pushgateway-url" not in flags
     assert "exit 3: gate failed" in " ".join(parser.format_help().split())
+
+
+def test_with_a_base_the_branch_is_judged_by_the_base_held_out_set_and_policy(cli, tmp_path, sample_examples):
+    """A branch relabelling many examples and shipping a promote-anything policy: on its own held-out set the
+    active model looks bad; judged by the base (its held-out examples, its policy) the gate fails and the diff
+    lists the relabelled examples (against the active model's own training examples + the base's held-out)."""
+    base = write_data(tmp_path / "base.json", sample_examples)
+    assert cli(["run", "--data", str(base)]).code == 0
+    flipped = {e["text"] for i, e in enumerate(sample_examples) if i % 3 == 0}
+    intents = sorted({e["intent"] for e in sample_examples})
+    noisy = write_data(tmp_path / "noisy.json", [
+        dict(e, intent=intents[(intents.index(e["intent"]) + 1) % len(intents)]) if e["text"] in flipped else e
+        for e in sample_examples])
+    loose = tmp_path / "loose.yml"
+    loose.write_text("min_intent_f1: 0.0\nmin_improvement: off\nsignificance: off\nper_intent_max_drop: off\n"
+                     "entity_f1: {min: off, max_drop: off}\n")
+    own = cli(["check", "--data", str(noisy), "--json"], NLU_CI_POLICY=str(loose))
+    assert own.code == 0, own.output[-2000:]  # judged by itself, with its own policy: it passes
+    r = cli(["check", "--data", str(noisy), "--json"], NLU_CI_POLICY=str(loose), NLU_CI_BASE_DATA=str(base))
+    assert r.code == 3, r.output[-2000:]
+    rep = r.json
+    assert rep["check"]["judged_by"] == {"policy": None, "base_data": str(base), "active_model_url": None}
+    assert rep["active"]["intent_f1"] > own.json["active"]["intent_f1"]  # the base's labels: the real score
+    assert rep["data_diff"]["relabelled"] == len(flipped) and rep["data_diff"]["added"] == 0
+    assert "and the base branch's held-out examples" in rep["data_diff"]["against"]
+    md = cli(["check", "--data", str(noisy)], NLU_CI_BASE_DATA=str(base)).stdout
+    assert f"**{len(flipped)} relabelled**" in md and "policy: the built-in policy (the base branch's)" in md

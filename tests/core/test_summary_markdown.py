@@ -25,7 +25,7 @@ def report(promote: bool, intent: str = "greet") -> RunReport:
 def test_a_failing_gate_names_its_checks_and_the_intents_that_lost_f1():
     md = summary_markdown.render(report(False))
     assert md.startswith("## ❌ nlu-ci check [shop]: the gate fails")
-    assert "**Failed checks:** `min\\_improvement`" in md
+    assert "**Failed checks:** `min_improvement`" in md  # nothing escaped inside a code span
     assert "| min\\_improvement | **FAIL** |" in md and "| bootstrap\\_ci | info |" in md
     assert "| intent F1 | 0.7000 | 0.8800 | -0.1800 |" in md
     assert "| greet | 0.5000 | -0.4000 | 4 |" in md and "| bye |" not in md   # only intents that lost F1
@@ -53,3 +53,34 @@ def test_check_exit_codes():
     assert exit_code({"outcome": "skipped", "exit_code": 0, "decision": None}) == 0
     assert exit_code({"outcome": "locked", "exit_code": 0}) == 1          # nothing was checked
     assert exit_code({"outcome": "failed", "exit_code": 2}) == 2
+
+
+def test_code_spans_show_their_text_as_written_and_fence_backticks():
+    from nlu_ci.mdcode import code
+
+    md = summary_markdown.render(dict(report(False), active={"model": "model_20261202-031500_a", "intent_f1": 0.9}))
+    assert "Active model: `model_20261202-031500_a`." in md
+    assert "\\_" not in md.split("Active model:")[1].split("\n")[0]
+    # a backtick inside: a longer fence (CommonMark), padded when the text starts or ends with one
+    assert code("a`b") == "``a`b``"
+    assert code("`x`") == "`` `x` ``"
+    assert code("a``b") == "```a``b```"
+    assert code("x\n  y") == "`x y`"
+
+
+def test_check_sections_list_relabelled_examples_old_to_new():
+    from nlu_ci.check import summary as check_summary
+
+    rep = {"check": {"judged_by": {"policy": None, "base_data": "/ci/base/data", "active_model_url": "http://m:8080"}},
+           "data": {"base": {"test_examples": 40}},
+           "data_diff": {"against": "the active model", "added": 3, "removed": 1, "relabelled": 2,
+                         "relabelled_examples": [{"text": "i want a *pizza*", "old_intent": "order_pizza",
+                                                  "new_intent": "greet", "relabelled": True},
+                                                 {"text": "hi", "old_intent": "greet", "new_intent": "goodbye",
+                                                  "relabelled": True}]}}
+    md = check_summary.render(rep, shown=1)
+    assert "3 added, 1 removed, **2 relabelled**" in md
+    assert "| i want a \\*pizza\\* | order\\_pizza | greet |" in md  # table cells escaped (not code)
+    assert "| … and 1 more | | |" in md and "| hi |" not in md
+    assert "policy: the built-in policy (the base branch's)" in md
+    assert "`http://m:8080`" in md

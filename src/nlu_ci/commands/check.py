@@ -5,6 +5,10 @@ It is the nightly pipeline with ``dry_run`` forced on (so the comparison is exac
 no Pushgateway (a pull request must not overwrite the nightly job's metrics). Exit codes: 0 the gate
 passes (or the active model was trained from the same data), 3 the gate fails, 1/2 as for ``run``, and 1
 when another run holds the store (nothing was checked).
+
+Judged by the base (``check/judge.py``, docs/check.md): ``--active-model-url`` pulls the active model from
+serve-models, ``--base-data`` makes the base branch's held-out examples the test set, ``--base-policy`` (or the
+built-in policy) judges; ``data_diff`` lists examples added, removed and relabelled.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from nlu_ci.check import judge
+from nlu_ci.check import summary as check_summary
 from nlu_ci.commands.options import RUN
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_RUNTIME, ConfigError
@@ -21,7 +27,8 @@ from nlu_ci.report import markdown as summary_markdown
 NAME = "check"
 HELP = "pull-request mode: train on this data, run the gate against the active model, never promote (exit 3: gate failed)"
 SETTINGS = [name for name in RUN if name not in ("dry_run", "keep_models", "pushgateway_url", "pushgateway_username",
-                                                 "strict_metrics", "restart_deployment")]
+                                                 "strict_metrics", "restart_deployment")] + [
+    "active_model_url", "base_data", "base_policy"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,9 +70,9 @@ def main(settings, args: argparse.Namespace) -> Result:
 
     settings = dataclasses.replace(settings, dry_run=True, pushgateway_url=None, strict_metrics=False,
                                    restart_deployment=None)
-    report = pipeline.run(settings)
-    report.sections["check"] = {"exit_code": exit_code(report)}
-    markdown = summary_markdown.render(report)
+    report = judge.run(settings, pipeline.run)  # base data, base policy, pulled model, data diff (check/judge.py)
+    report.setdefault("check", {})["exit_code"] = exit_code(report)
+    markdown = summary_markdown.render(report) + check_summary.render(report)
     if args.summary:
         target = Path(args.summary)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from nlu_ci.mdcode import code  # code spans: nothing escaped inside backticks
 from nlu_ci.redact import redact
 from nlu_ci.report.model import CheckResult, ModelScores, RunReport
 from nlu_ci.report.views import delta, failed_checks, fmt, signed
@@ -79,12 +80,12 @@ def render(report: RunReport | Mapping[str, Any], *, worst: int = 5) -> str:
     if data is not None:
         lines += [f"Data: {_or_dash(data.train_examples)} training / {_or_dash(data.test_examples)} test "
                   f"examples, {len(data.intents)} intents (fingerprint "
-                  f"`{escape(str(data.fingerprint or '')[:19])}`). The active model is scored on the same "
+                  f"{code(str(data.fingerprint or '')[:19])}). The active model is scored on the same "
                   "held-out test set.", ""]
     if candidate is not None:
         if active is not None:
             lines += _metrics_table(candidate, active) + [""]
-            lines.append(f"Active model: `{escape(active.model)}`.")
+            lines.append(f"Active model: {code(active.model)}.")
             lines.append("")
         else:
             lines += [f"No active model yet: candidate intent F1 {fmt(candidate.intent_f1)}, "
@@ -92,7 +93,7 @@ def render(report: RunReport | Mapping[str, Any], *, worst: int = 5) -> str:
     decision = report.decision
     failed = failed_checks(report)
     if failed:
-        lines.append("**Failed checks:** " + ", ".join(f"`{escape(c.name)}`" for c in failed))
+        lines.append("**Failed checks:** " + ", ".join(code(c.name) for c in failed))
         lines.append("")
     if decision is not None and decision.checks:
         lines += ["### Gate checks", ""] + _checks_table(decision.checks) + [""]
@@ -111,7 +112,7 @@ def render(report: RunReport | Mapping[str, Any], *, worst: int = 5) -> str:
         lines.append("")
     page = report.section("review_page")
     if page.get("url") or page.get("path"):
-        where = f"<{page['url']}>" if page.get("url") else f"`{str(page['path']).replace('`', '')}`"
+        where = f"<{page['url']}>" if page.get("url") else code(page["path"])
         lines += [f"Review page (charts, confusion matrix, errors with examples): {where}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
