@@ -18,7 +18,7 @@ SETTINGS = COMMON + ["policy"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_a", help="the active model: store name or model folder")
     parser.add_argument("model_b", help="the candidate model: store name or model folder")
-    parser.add_argument("--data", dest="eval_data", required=True, type=Path, help="test data (Rasa NLU JSON/Markdown)")
+    parser.add_argument("--data", dest="eval_data", required=True, type=Path, help="test data (Rasa NLU JSON, Markdown or Rasa 2/3 YAML; a file or a folder)")
 
 
 def main(settings, args: argparse.Namespace) -> Result:

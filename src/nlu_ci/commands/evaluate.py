@@ -17,7 +17,7 @@ SETTINGS = COMMON
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model name in the store, or a path to a model folder")
-    parser.add_argument("--data", dest="eval_data", required=True, type=Path, help="test data (Rasa NLU JSON/Markdown)")
+    parser.add_argument("--data", dest="eval_data", required=True, type=Path, help="test data (Rasa NLU JSON, Markdown or Rasa 2/3 YAML; a file or a folder)")
 
 
 def main(settings, args: argparse.Namespace) -> Result:
