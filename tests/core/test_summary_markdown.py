@@ -56,9 +56,11 @@ def test_check_exit_codes():
 
 
 def test_code_spans_show_their_text_as_written_and_fence_backticks():
-    from nlu_ci.mdcode import code
+    from nlu_ci.report.mdcode import code
 
-    md = summary_markdown.render(dict(report(False), active={"model": "model_20261202-031500_a", "intent_f1": 0.9}))
+    rep = report(False)
+    rep.active = ModelScores("model_20261202-031500_a", None, {"intent_f1": 0.9})
+    md = summary_markdown.render(rep)
     assert "Active model: `model_20261202-031500_a`." in md
     assert "\\_" not in md.split("Active model:")[1].split("\n")[0]
     # a backtick inside: a longer fence (CommonMark), padded when the text starts or ends with one

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nlu_ci.mdcode import code
 from nlu_ci.report.markdown import escape
+from nlu_ci.report.mdcode import code
 
 RELABELLED_SHOWN = 20
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from nlu_ci.mdcode import code  # code spans: nothing escaped inside backticks
 from nlu_ci.redact import redact
+from nlu_ci.report.mdcode import code  # code spans: nothing escaped inside backticks
 from nlu_ci.report.model import CheckResult, ModelScores, RunReport
 from nlu_ci.report.views import delta, failed_checks, fmt, signed
 
