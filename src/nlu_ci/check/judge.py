@@ -24,6 +24,7 @@ from nlu_ci.data import dataset
 from nlu_ci.errors import NluCiError
 from nlu_ci.redact import redact
 from nlu_ci.registry.store import ModelStore, atomic_write_text
+from nlu_ci.report.model import RunReport
 from nlu_ci.serving.pull import pull_active
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ def run(settings, pipeline_run) -> dict[str, Any]:
             pulled = pull_active(settings.active_model_url, scratch, timeout=max(settings.http_timeout, 60.0))
         except NluCiError as err:  # nothing was checked: one line, the documented exit code, --report written
             log.error("%s", redact(str(err)))
-            report = {"project": settings.project, "outcome": "failed", "error": redact(str(err)),
-                      "exit_code": err.exit_code, "warnings": [], "check": {"judged_by": info}}
+            report = RunReport.coerce({"project": settings.project, "outcome": "failed", "error": redact(str(err)),
+                                       "exit_code": err.exit_code, "warnings": [], "check": {"judged_by": info}})
             _rewrite(report, settings)
             return report
         info["active_model"] = pulled.name
