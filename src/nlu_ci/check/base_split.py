@@ -58,11 +58,11 @@ def score_apart(split, candidate, active, report: dict) -> None:
     """Score the branch's new held-out examples with both models, apart from the gate (nothing without a base)."""
     if not isinstance(split, BaseSplit):
         return
-    data = report["data"]
-    if hasattr(data, "extra"):  # the typed report's DataInfo: an extra key of the data section
+    data = getattr(report, "data", None)
+    if data is not None:  # the typed report's DataInfo: an extra key of the data section
         data.extra["base"] = split.base_info
     else:
-        data["base"] = split.base_info
+        report["data"]["base"] = split.base_info
     if not split.apart:
         report["new_examples"] = {"examples": 0}
         return
