@@ -49,7 +49,7 @@ def documented() -> tuple[dict[str, set[str] | None], set[str]]:
 def test_the_documented_list_parses():
     keys, conditional = documented()
     assert {"outcome", "project", "exit_code", "data", "candidate", "decision", "review_page"} <= set(keys)
-    assert keys["decision"] == {"promote", "reason", "checks", "policy"}
+    assert keys["decision"] == {"promote", "reason", "verdict", "checks", "policy"}
     assert {"notification", "kubernetes", "check"} <= conditional and "data" not in conditional
 
 

@@ -72,7 +72,7 @@ def test_every_object_validates_strictly_on_every_supported_version(tree, versio
             continue
         kv.validate(doc, version, strict=True)  # raises ValidationError with the path
     if tree == "k8s/overlays/prod":
-        assert sorted(skipped) == ["PrometheusRule", "ServiceMonitor"]
+        assert sorted(skipped) == ["PodMonitor", "PrometheusRule", "ServiceMonitor"]  # + serving-monitoring
 
 
 def test_the_readme_floor_is_the_tested_floor():
@@ -452,7 +452,8 @@ def release_labelled(docs) -> dict[str, str]:
 
 def test_servicemonitor_and_rules_carry_the_release_label_and_one_line_changes_it():
     assert release_labelled(render("k8s/overlays/prod")) == {"PrometheusRule": "kube-prometheus-stack",
-                                                             "ServiceMonitor": "kube-prometheus-stack"}
+                                                             "ServiceMonitor": "kube-prometheus-stack",
+                                                             "PodMonitor": "kube-prometheus-stack"}
     # the documented one-line setting (overlays/prod), with another release name, in an overlay of prod
     prod = (ROOT / "k8s" / "overlays" / "prod" / "kustomization.yaml").read_text()
     (line,) = [x for x in prod.splitlines() if '"/metadata/labels/release"' in x]
@@ -466,7 +467,8 @@ def test_servicemonitor_and_rules_carry_the_release_label_and_one_line_changes_i
         docs = render("var/test-release-label")
     finally:
         shutil.rmtree(where)
-    assert release_labelled(docs) == {"PrometheusRule": "monitoring", "ServiceMonitor": "monitoring"}
+    assert release_labelled(docs) == {"PrometheusRule": "monitoring", "ServiceMonitor": "monitoring",
+                                      "PodMonitor": "monitoring"}
 
 
 def test_memory_request_covers_the_benchmarked_peak():
