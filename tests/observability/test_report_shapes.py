@@ -75,7 +75,7 @@ def test_every_channel_renders_every_shape(name):
                "locked": "the store was locked", "failed": "the check could not run", "dry_run": "the gate passes",
                "check": "the gate fails"}[name]
     assert md.startswith("## ") and verdict in md
-    assert ("`min_improvement`" in md)  # a code span: shown as written, nothing escaped == (name in ("rejected", "check"))
+    assert ("`min_improvement`" in md) == (name in ("rejected", "check"))  # a code span: shown as written
 
     event = kubernetes_event.event_message(report)
     assert event.startswith({"promoted": "promoted model_20261120", "rejected": "kept model_20261119",
