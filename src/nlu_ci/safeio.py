@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from nlu_ci.errors import ConfigError, NluCiError
 
@@ -94,3 +95,18 @@ def read_text(path: Path | str, what: str, *, kind: str, error: type[NluCiError]
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise error(f"{where}: {what} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def nesting_ok(value: Any, limit: int) -> bool:
+    """Whether parsed JSON nests at most ``limit`` levels (iteratively: a deep value cannot exhaust the stack).
+    Used for data files and for request bodies of ``nlu-ci serve``."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True

@@ -35,17 +35,6 @@ def _is_remote(path: Path) -> bool:
     return any(resolved == r or r in resolved.parents for r in _remote)
 
 
-def _depth_ok(value: Any) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return False
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
 
 
 def parse_json(raw: str, where: Path | str) -> Any:
@@ -56,7 +45,7 @@ def parse_json(raw: str, where: Path | str) -> Any:
         raise DataError(f"{where}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
     except RecursionError:
         parsed = None
-    if parsed is None and raw.strip() != "null" or not _depth_ok(parsed):
+    if parsed is None and raw.strip() != "null" or not safeio.nesting_ok(parsed, MAX_JSON_DEPTH):
         raise DataError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels: refused")
     return parsed
 

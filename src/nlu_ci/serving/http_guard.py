@@ -30,6 +30,8 @@ from collections.abc import Callable
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
+from nlu_ci import safeio
+
 log = logging.getLogger(__name__)
 
 RASA_ROUTES = {b"/parse": (b"GET", b"POST"), b"/status": (b"GET",), b"/version": (b"GET",), b"/ready": (b"GET",)}
@@ -48,17 +50,6 @@ def error_body(message: str) -> bytes:
     return (json.dumps({"error": message}, ensure_ascii=True) + "\n").encode()
 
 
-def _depth_ok(value, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
 
 
 def _args(request) -> dict[str, list[str]]:
@@ -80,7 +71,7 @@ def _body(request) -> dict:
         raise Refused(400, f"the request body is not JSON: {str(err)[:120]}") from None
     if not isinstance(data, dict):
         raise Refused(400, 'the request body must be a JSON object such as {"q": "hello"}')
-    if not _depth_ok(data, MAX_DEPTH):
+    if not safeio.nesting_ok(data, MAX_DEPTH):
         raise Refused(400, f"the request body is nested deeper than {MAX_DEPTH} levels")
     request.content = io.BytesIO(raw)  # rasa_nlu reads it again
     return data
