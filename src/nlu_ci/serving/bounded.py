@@ -33,6 +33,10 @@ EVICTED = "evicted"     # the slot was given to a newer connection
 REFUSED = "refused"     # every slot was busy answering
 
 
+class ClientGone(ConnectionError):
+    """A handler found its client gone mid-answer; raised (not logged) so that handle_error says it once."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_connections: int = 128
@@ -286,7 +290,19 @@ class BoundedHandlerMixin(BaseHTTPRequestHandler):
         # a connection dropped before it sent a byte is closed without a word (an idle keep-alive client would
         # take an answer for the one to its next request); with a partial request it is told why (send_error)
         self.server.waiting(self.connection)
-        super().handle_one_request()
+        self.raw_requestline = None
+        try:
+            super().handle_one_request()
+        except ConnectionError:
+            if self.raw_requestline is None and self._answered:
+                # reset while idle between two requests of a kept-alive connection: the last answer was logged
+                # already, and the reset ends nothing that was asked (a second line would double every request)
+                self.close_connection = True
+                return
+            raise
+        self._answered += 1
+
+    _answered = 0  # requests answered on this connection
 
     def parse_request(self) -> bool:
         ok = super().parse_request()

@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 from nlu_ci.errors import StoreError
 from nlu_ci.registry.store import verify_model_dir
 from nlu_ci.serving.active_model import ActiveModel, NoModel, check_root, resolve
-from nlu_ci.serving.bounded import EVICTED, TIMED_OUT, BoundedHandlerMixin, BoundedHTTPServer, Limits
+from nlu_ci.serving.bounded import EVICTED, TIMED_OUT, BoundedHandlerMixin, BoundedHTTPServer, ClientGone, Limits
 from nlu_ci.serving.model_server_metrics import CONTENT_TYPE, ServerMetrics, route_of
 from nlu_ci.serving.zips import Damaged, ZipCache, file_stats
 
@@ -211,9 +211,9 @@ class Handler(BoundedHandlerMixin, BaseHTTPRequestHandler):
                 try:
                     self.connection.sendfile(fh)
                 except (BrokenPipeError, ConnectionResetError, TimeoutError) as err:
-                    log.info("client %s went away during %s: %s", self.client_address[0], model.name, err)
+                    # one line per connection: the server's handle_error says it (a second write would say it again)
                     self.close_connection = True
-                    return
+                    raise ClientGone(f"went away during {model.name}: {type(err).__name__}") from err
         self._log_done(HTTPStatus.OK, size, model.name)
 
     def _send_head(self, status: HTTPStatus, headers: dict[str, str]) -> None:
