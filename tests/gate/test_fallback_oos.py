@@ -158,11 +158,28 @@ def test_by_default_the_coverage_check_only_reports(clinc):
     env = dict(clinc["env"], NLU_CI_POLICY=str(clinc["base"] / "loose.yml"), NLU_CI_DRY_RUN="1")
     (clinc["base"] / "loose.yml").write_text(LOOSE)
     noisy = clinc["base"] / "noisy.json"
-    r = run_cli(["run", "--data", str(noisy), "--json"], env)
+    r = run_cli(["run", "--data", str(noisy), "--report", str(clinc["base"] / "loose.json")], env)
     assert r.code == 0, r.output
-    check = next(c for c in r.json["decision"]["checks"] if c["name"] == "fallback_coverage")
-    assert check["enabled"] is False and check["detail"].startswith("report only") and r.json["decision"]["promote"]
-    assert r.json["fallback"]["out_of_scope_sources"]["file"] == 0  # no --out-of-scope: the data's intent only
+    report = json.loads((clinc["base"] / "loose.json").read_text())
+    check = next(c for c in report["decision"]["checks"] if c["name"] == "fallback_coverage")
+    assert check["enabled"] is False and check["detail"].startswith("report only") and report["decision"]["promote"]
+    fb = report["fallback"]
+    assert fb["out_of_scope_sources"]["file"] == 0  # no --out-of-scope: the data's intent only
+    # the human summary: one line per model, as the assistant acts and at the target precision
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("candidate answers"))
+    rec = fb["candidate"]["recommended"]
+    assert f"{fb['candidate']['out_of_scope_answered']} out-of-scope answered" in line
+    assert f"threshold {rec['threshold']:.3f} for precision 0.9: answers {100 * rec['coverage']:.1f}%" in line
+
+
+def test_the_review_page_shows_both_models_fallback_numbers(clinc):
+    b = clinc["b"]
+    page = Path(b["review_page"]["path"]).read_text()
+    section = page[page.index('id="fallback"'):page.index('id="checks"')]
+    for role in ("candidate", "active"):
+        rec = b["fallback"][role]["recommended"]
+        assert f"{rec['threshold']:.3f}" in section and f"{100 * rec['coverage']:.1f}%" in section
+    assert f"(of {b['fallback']['out_of_scope']})" in section
 
 
 @pytest.mark.parametrize("content, needle", [
