@@ -137,9 +137,4 @@ def apply(decision: gate.Decision, fallback: dict | None, max_drop: float | None
     promotion into a rejection."""
     if fallback is None:
         return decision
-    result = check(fallback, max_drop)
-    decision.checks.append(result)
-    if decision.promote and result.enabled and not result.passed:
-        decision.promote = False
-        decision.reason = f"{CHECK}: {result.detail}"
-    return decision
+    return gate.with_check(decision, check(fallback, max_drop))
