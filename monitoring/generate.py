@@ -152,8 +152,20 @@ def dashboard(no_promotion_days: int = NO_PROMOTION_DAYS, success_hours: int = S
                [_target(f"max by (project, model) (nlu_ci_active_model_info{{{SEL}}})", "", instant=True),
                 _target(f"max by (project, intent) (nlu_ci_active_intent_f1{{{SEL}}})", "", "B", instant=True)],
                unit="percentunit"),
+        _panel(41, "timeseries", "Fallback: coverage at the target precision",
+               "Share of in-scope held-out messages each model answers at the lowest threshold whose answers reach "
+               "the policy's fallback.target_precision (A), and that threshold (B) (docs/policy.md).", (0, 34, 12, 6),
+               [_target(f"max by (project, model) (nlu_ci_fallback_coverage{{{SEL}}})", "{{project}} {{model}}"),
+                _target(f"max by (project, model) (nlu_ci_fallback_recommended_threshold{{{SEL}}})",
+                        "{{project}} {{model}} threshold", "B")],
+               unit="percentunit", min=0, max=1, **line),
+        _panel(42, "timeseries", "Out-of-scope messages answered",
+               "Out-of-scope messages (intent out_of_scope in the test data, --out-of-scope file) each model answers "
+               "at the policy's fallback threshold: the assistant should have fallen back.", (12, 34, 12, 6),
+               [_target(f"max by (project, model) (nlu_ci_out_of_scope_answered{{{SEL}}})", "{{project}} {{model}}")],
+               unit="short", min=0, custom=stepped, **line),
     ]
-    panels += serving.panels(_panel, _target, _thresholds, y=34, first_id=13)
+    panels += serving.panels(_panel, _target, _thresholds, y=40, first_id=13)
     for panel in panels:
         if panel["type"] == "state-timeline":
             panel["fieldConfig"]["overrides"] = [

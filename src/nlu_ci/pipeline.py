@@ -17,11 +17,13 @@ from typing import Any
 from nlu_ci import gate, kube
 from nlu_ci.check.base_split import base_split, score_apart
 from nlu_ci.data import dataset
+from nlu_ci.data import out_of_scope as oos_file
 from nlu_ci.data import stage as data_stage
 from nlu_ci.engine.model import Model
 from nlu_ci.engine.training import read_config, train
 from nlu_ci.errors import EXIT_OK, StoreError
 from nlu_ci.evaluation import EvaluationResult
+from nlu_ci.gate import fallback
 from nlu_ci.gate.policy import Policy, load_policy
 from nlu_ci.job import Job
 from nlu_ci.messages import live
@@ -73,6 +75,7 @@ class Inputs:
     fingerprint: str
     active: str | None
     active_meta: dict | None
+    out_of_scope: list[str] | None = None  # --out-of-scope: messages that must fall back
 
 
 @dataclass
@@ -100,6 +103,7 @@ def load(job: Job) -> Inputs:
         policy = load_policy(settings.policy)  # a bad policy.yml/must_pass.yml fails here (exit 2), not after training
         data_path, source = job.registry.fetch_data(job.tmp)
         data = dataset.load_training_data(data_path, max_repair_share=settings.max_repair_share)
+        out_of_scope = oos_file.read(settings.out_of_scope) if settings.out_of_scope else None  # exit 2 before training
     with job.stage("split"):
         split = split_data(settings, data, data_path)
         for warning in split.warnings:
@@ -114,7 +118,7 @@ def load(job: Job) -> Inputs:
         report.data.quality = data_stage.run_stage(settings, data, split, report.warnings)
         data_stage.enforce(settings, report.data.quality)
     active = job.registry.active()
-    return Inputs(configs, policy, data, split, fingerprint, active, _active_metadata(job, active))
+    return Inputs(configs, policy, data, split, fingerprint, active, _active_metadata(job, active), out_of_scope)
 
 
 def split_data(settings: Settings, data, where: Path) -> dataset.Split:
@@ -204,6 +208,12 @@ def decide(job: Job, inputs: Inputs, candidate: Candidate, scored: Evaluated) ->
                                has_entities=candidate.model.extracts_entities)
         decision = holds.apply(job.store, inputs.fingerprint, decision)  # data rolled back from: not again
         live.apply(decision, live_section, inputs.policy.max_live_disagreement)  # a gate check only with --messages
+        fallback_section = fallback.section(inputs.policy, scored.candidate, scored.active, inputs.out_of_scope,
+                                            job.settings.out_of_scope, candidate.model.predict,
+                                            active.predict if active is not None else None)
+        fallback.apply(decision, fallback_section, inputs.policy.fallback.max_coverage_drop)  # report "fallback"
+        if fallback_section is not None:
+            job.report["fallback"] = fallback_section
         job.report.decision = DecisionRecord.from_dict(decision.to_dict())
         log.info("decision: %s — %s", decision.verdict, decision.reason)
         log.info("checks:\n%s", gate.format_checks(decision))

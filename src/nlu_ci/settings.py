@@ -48,6 +48,8 @@ OPTIONS: list[Option] = [
     Option("strict_data", "NLU_CI_STRICT_DATA", False, "data check warnings fail the run/validate (exit 2)", "bool"),
     Option("configs", "NLU_CI_CONFIG", ["nlu_config.yml"], "rasa_nlu pipeline config (repeat, or comma-separate in env)", "paths"),
     Option("policy", "NLU_CI_POLICY", None, "promotion policy file (policy.yml); default: built-in policy", "path"),
+    Option("out_of_scope", "NLU_CI_OUT_OF_SCOPE", None, "messages that must fall back (Rasa NLU data or text, one "
+           "per line): the report's 'fallback' counts those each model would answer (docs/policy.md)", "path"),
     Option("report", "NLU_CI_REPORT", None, "also write the JSON run report to this path", "path"),
     Option("keep_models", "NLU_CI_KEEP_MODELS", 10, "keep the newest N models (never the active or previous one)", "int"),
     Option("dry_run", "NLU_CI_DRY_RUN", False, "train and evaluate, never promote", "bool"),

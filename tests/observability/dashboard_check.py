@@ -83,6 +83,15 @@ def expected_panels(reports: list[dict], i: int, t: float, project: str) -> dict
     def since(found: list[dict]) -> Series:
         return {_labels(project=project): t - ts(found[-1]["finished_at"])} if found else {}
 
+    def fallback(key: str, recommended: bool) -> Series:
+        out = {}
+        for model in ("candidate", "active"):
+            part = ((run.get("fallback") or {}).get(model)) or {}
+            value = (part.get("recommended") or {}).get(key) if recommended else part.get(key)
+            if value is not None:
+                out[_labels(project=project, model=model)] = float(value)
+        return out
+
     checks = [c for c in (run.get("decision") or {}).get("checks") or [] if c.get("enabled", True)]
     data = run.get("data") or {}
     p = _p_value(run)
@@ -110,6 +119,9 @@ def expected_panels(reports: list[dict], i: int, t: float, project: str) -> dict
                                      for c in checks if not c.get("passed")}},
         "Gate checks of the last run": {"A": {_labels(project=project, check=c["name"]): float(bool(c["passed"]))
                                               for c in checks}},
+        "Fallback: coverage at the target precision": {"A": fallback("coverage", True),
+                                                       "B": fallback("threshold", True)},
+        "Out-of-scope messages answered": {"A": fallback("out_of_scope_answered", False)},
         "Active model: held-out F1 per intent": {
             "A": {_labels(project=project, model=active_after["model"]): 1.0} if active_after.get("model") else {},
             "B": {_labels(project=project, intent=intent): float(row["f1"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from nlu_ci.report.model import CheckResult, DataInfo, DecisionRecord, ModelScores, RunReport
+from nlu_ci.report.model import CheckResult, DataInfo, DecisionRecord, FallbackInfo, ModelScores, RunReport
 
 T0 = datetime(2026, 11, 20, 2, 0, 0, tzinfo=UTC)
 
@@ -18,6 +18,18 @@ def scores(model: str, intent_f1: float, entity_f1: float | None = 0.8) -> Model
         "intent_f1": intent_f1, "intent_accuracy": intent_f1 + 0.01, "intent_macro_f1": intent_f1 - 0.02,
         "intent_precision": intent_f1 + 0.005, "entity_f1": entity_f1, "entity_precision": entity_f1,
         "entity_recall": entity_f1, "per_intent": {}})
+
+
+def fallback_section(candidate: float, active: float | None) -> FallbackInfo:
+    """A ``fallback`` section whose numbers follow the models' F1 (so that runs differ)."""
+    def part(f1: float) -> dict:
+        return {"threshold": 0.3, "answered": 80, "coverage": round(f1 - 0.1, 4), "precision": round(f1 - 0.05, 4),
+                "out_of_scope_answered": int(round((1 - f1) * 40)), "intent_f1": f1 - 0.03, "accuracy": f1 - 0.02,
+                "recommended": {"threshold": round(1.2 - f1, 4), "answered": 60, "coverage": round(f1 - 0.25, 4),
+                                "precision": 0.9, "out_of_scope_answered": int(round((1 - f1) * 10)),
+                                "reached": True}}
+    return FallbackInfo(0.3, 0.9, 100, 20, {"test_data": 20, "file": 0, "path": None}, part(candidate),
+                        part(active) if active is not None else None)
 
 
 def make_report(outcome: str, *, day: int = 0, project: str = "p", candidate: float | None = 0.9,
@@ -50,7 +62,8 @@ def make_report(outcome: str, *, day: int = 0, project: str = "p", candidate: fl
         error=error, exit_code=1 if outcome == "failed" else 0, data=data,
         candidate=scores("model_20261120-020000", candidate, entity_f1) if candidate is not None else None,
         active=scores("model_20261119-020000", active, entity_f1) if active is not None else None,
-        decision=decision, durations=durations)
+        decision=decision, durations=durations,
+        sections={"fallback": fallback_section(candidate, active)} if candidate is not None else {})
 
 
 def finished(report: RunReport) -> float:

@@ -56,6 +56,12 @@ def test_every_gauge_from_a_promoted_report(tmp_path):
             assert value(found, "nlu_ci_stage_duration_seconds", stage=stage) == seconds
     assert value(found, "nlu_ci_stage_duration_seconds", stage="total") is None
     assert value(found, "nlu_ci_run_duration_seconds") == report["durations"]["total"]
+    fb = report.fallback  # the fallback section: coverage and threshold at the target precision, out-of-scope answered
+    for model in ("candidate", "active"):
+        part = fb.model(model)
+        assert value(found, "nlu_ci_fallback_coverage", model=model) == part["recommended"]["coverage"]
+        assert value(found, "nlu_ci_fallback_recommended_threshold", model=model) == part["recommended"]["threshold"]
+        assert value(found, "nlu_ci_out_of_scope_answered", model=model) == part["out_of_scope_answered"]
     end = finished(report)
     assert value(found, "nlu_ci_last_run_timestamp_seconds") == end
     assert value(found, "nlu_ci_last_success_timestamp_seconds") == end

@@ -4,7 +4,7 @@ PLATFORM = ["platform_host", "platform_tag", "platform_auth", "http_timeout", "h
 DATA = ["data", "test_data", "test_fraction", "split_salt", "max_repair_share", "strict_data"]
 DATA_GIT = ["data_git_url", "data_git_ref", "data_git_user", "data_git_known_hosts", "data_git_dir", "data_git_timeout"]
 RUN = COMMON + PLATFORM + DATA + DATA_GIT + [
-    "configs", "policy", "report", "keep_models", "dry_run",
+    "configs", "policy", "out_of_scope", "report", "keep_models", "dry_run",
     "evaluation", "eval_timeout", "eval_poll_interval", "pushgateway_url", "pushgateway_username", "metrics_timeout",
     "strict_metrics", "review_url_base",
     "kubernetes", "pod_name", "pod_namespace", "pod_uid", "job_name", "job_uid", "lease_name", "lease_duration",

@@ -366,6 +366,16 @@ def with_hold(decision: Decision, held: str | None, values: dict | None = None) 
     return replace(decision, promote=False, checks=[*decision.checks, check], reason=f"rejected by {names}: {held}")
 
 
+def with_check(decision: Decision, check: Check) -> Decision:
+    """``decision`` (changed in place) with a check that runs after ``decide`` (live agreement, fallback coverage):
+    a failing enabled one turns a promotion into a rejection, with its detail as the reason."""
+    decision.checks.append(check)
+    if decision.promote and check.enabled and not check.passed:
+        decision.promote = False
+        decision.reason = f"{check.name}: {check.detail}"
+    return decision
+
+
 def format_checks(decision: Decision) -> str:
     """The checks as a fixed-width table for the log (``info`` = reported, not gating)."""
     width = max([len(c.name) for c in decision.checks] + [5])

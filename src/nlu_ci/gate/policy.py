@@ -52,6 +52,17 @@ class EntityF1:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """The assistant's NLU threshold (Rasa's FallbackPolicy ``nlu_threshold``): below it a prediction is the
+    fallback. ``target_precision``: the recommended threshold's goal; ``max_coverage_drop``: the gate check
+    (off by default) on the coverage at that target (gate/fallback.py)."""
+
+    threshold: float = 0.3
+    target_precision: float = 0.9
+    max_coverage_drop: float | None = None
+
+
+@dataclass(frozen=True)
 class MustPass:
     text: str
     intent: str
@@ -77,6 +88,7 @@ class Policy:
     must_pass: tuple[MustPass, ...] = ()
     must_pass_file: str | None = None
     max_live_disagreement: float | None = None  # off: the live agreement is reported only (messages/live.py)
+    fallback: Fallback = field(default_factory=Fallback)
     source: str = "built-in"
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,11 +134,12 @@ _TOP = {
     "min_intent_f1": "fraction", "min_improvement": "fraction", "non_inferiority_margin": "fraction",
     "significance": "section", "bootstrap": "section", "per_intent_max_drop": "fraction",
     "min_support": "count", "entity_f1": "section", "must_pass": "path",
-    "max_live_disagreement": "fraction",
+    "max_live_disagreement": "fraction", "fallback": "section", "fallback_threshold": "fraction",
 }
 _SIGNIFICANCE = ("test", "alpha", "direction")
 _BOOTSTRAP = ("resamples", "seed", "gate", "confidence")
 _ENTITY = ("min", "max_drop")
+_FALLBACK = ("threshold", "target_precision", "max_coverage_drop")
 _MUST_PASS_ITEM = ("text", "intent", "entities")
 _MUST_PASS_ENTITY = ("entity", "value")
 
@@ -229,6 +242,22 @@ def _entity_f1(where: str, raw: Any) -> EntityF1:
                     max_drop=_optional_fraction(where, "entity_f1.max_drop", section.get("max_drop", EntityF1.max_drop)))
 
 
+def _fallback(where: str, raw: dict) -> Fallback:
+    """``fallback: {threshold, target_precision, max_coverage_drop}``; ``fallback_threshold`` (top level) is the
+    same as ``fallback.threshold``."""
+    section = _section(where, "fallback", raw.get("fallback", {}), _FALLBACK) or {}
+    if "fallback_threshold" in raw and "threshold" in section:
+        raise ConfigError(f"{where}: set either 'fallback_threshold' or 'fallback.threshold', not both")
+    threshold = raw.get("fallback_threshold", section.get("threshold", Fallback.threshold))
+    key = "fallback_threshold" if "fallback_threshold" in raw else "fallback.threshold"
+    return Fallback(
+        threshold=_number(where, key, threshold, 0.0, 1.0),
+        target_precision=_number(where, "fallback.target_precision",
+                                 section.get("target_precision", Fallback.target_precision), 0.0, 1.0,
+                                 low_open=True),
+        max_coverage_drop=_optional_fraction(where, "fallback.max_coverage_drop", section.get("max_coverage_drop")))
+
+
 def _read_yaml(path: Path, what: str, where: str | None = None) -> Any:
     data, _ = read_yaml(path, what, where)
     if data is None:
@@ -325,6 +354,7 @@ def parse_policy(raw: Any, where: str, base_dir: Path | None = None) -> Policy:
         must_pass=must_pass,
         must_pass_file=must_pass_file,
         max_live_disagreement=_optional_fraction(where, "max_live_disagreement", raw.get("max_live_disagreement")),
+        fallback=_fallback(where, raw),
         source=where,
     )
 

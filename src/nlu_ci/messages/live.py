@@ -88,9 +88,4 @@ def apply(decision: gate.Decision, section: dict | None, max_disagreement: float
     failing enabled check turns a promotion into a rejection."""
     if section is None:
         return decision
-    live_check = check(section, max_disagreement)
-    decision.checks.append(live_check)
-    if decision.promote and live_check.enabled and not live_check.passed:
-        decision.promote = False
-        decision.reason = f"max_live_disagreement: {live_check.detail}"
-    return decision
+    return gate.with_check(decision, check(section, max_disagreement))

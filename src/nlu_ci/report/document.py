@@ -25,6 +25,7 @@ def summary(report: RunReport) -> str:
         if m is not None:
             lines.append(f"  {role:<9} {m.model}: intent F1 {fmt(m.intent_f1, missing='-')}, "
                          f"accuracy {fmt(m.intent_accuracy, missing='-')}, entity F1 {fmt(m.entity_f1, missing='-')}")
+    lines += fallback_lines(report)
     decision = report.decision
     if decision is not None:
         verdict = decision.extra.get("verdict") or ("promote" if decision.promote else "keep active")
@@ -35,3 +36,28 @@ def summary(report: RunReport) -> str:
     if report.durations:
         lines.append("  stages    " + ", ".join(f"{k} {v:.1f}s" for k, v in report.durations.items()))
     return redact("\n".join(lines))
+
+
+def _share(value) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, int | float) else "-"
+
+
+def fallback_lines(report: RunReport) -> list[str]:
+    """The ``fallback`` section in a line per model: as the assistant acts at the policy threshold, and the
+    threshold that reaches the target precision (docs/policy.md "The fallback threshold")."""
+    fb = report.fallback
+    if fb is None:
+        return []
+    lines = [f"  fallback  threshold {fb.threshold}: {fb.in_scope} in-scope, {fb.out_of_scope} out-of-scope messages; "
+             f"target precision {fb.target_precision}"]
+    for role in ("candidate", "active"):
+        m = fb.model(role)
+        if not m:
+            continue
+        rec = m.get("recommended") or {}
+        there = (f"threshold {rec['threshold']:.3f} for precision {fb.target_precision}: answers "
+                 f"{_share(rec.get('coverage'))}, {rec.get('out_of_scope_answered')} out-of-scope answered"
+                 if rec.get("reached") else f"precision {fb.target_precision} not reached at any threshold")
+        lines.append(f"    {role:<9} answers {_share(m.get('coverage'))} (precision {fmt(m.get('precision'), 3, '-')}), "
+                     f"{m.get('out_of_scope_answered')} out-of-scope answered; {there}")
+    return lines

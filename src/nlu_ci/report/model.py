@@ -186,7 +186,44 @@ class DataInfo:
         return out
 
 
-SECTION_TYPES = {"data": DataInfo, "candidate": ModelScores, "active": ModelScores, "decision": DecisionRecord}
+@dataclass
+class FallbackInfo:
+    """The ``fallback`` section (gate/fallback.py): the policy's threshold and target precision, how many in-scope
+    and out-of-scope messages were scored, and per model (``candidate``, ``active``: a dict or None) the numbers
+    at the policy threshold (``threshold, answered, coverage, precision, out_of_scope_answered, intent_f1,
+    accuracy``) and ``recommended`` (the same at the lowest threshold reaching the target precision, ``reached``)."""
+
+    threshold: Any = None
+    target_precision: Any = None
+    in_scope: Any = None
+    out_of_scope: Any = None
+    out_of_scope_sources: Any = None
+    candidate: Mapping[str, Any] | None = None
+    active: Mapping[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("threshold", "target_precision", "in_scope", "out_of_scope", "out_of_scope_sources")
+
+    def model(self, which: str) -> Mapping[str, Any]:
+        """``candidate`` / ``active`` part, ``{}`` when absent; ``model(w).get("recommended")`` likewise a dict."""
+        return _mapping(getattr(self, which, None)) or {}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> FallbackInfo | None:
+        raw = _mapping(raw)
+        if raw is None:
+            return None
+        return cls(**{k: raw.get(k) for k in cls.KEYS}, candidate=_mapping(raw.get("candidate")),
+                   active=_mapping(raw.get("active")),
+                   extra={k: v for k, v in raw.items() if k not in (*cls.KEYS, "candidate", "active")})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in self.KEYS}, "candidate": self.candidate, "active": self.active,
+                **self.extra}
+
+
+SECTION_TYPES = {"data": DataInfo, "candidate": ModelScores, "active": ModelScores, "decision": DecisionRecord,
+                 "fallback": FallbackInfo}
 
 
 @dataclass
@@ -222,6 +259,11 @@ class RunReport:
         """An unmodelled section (``review_page``, ``statistics``, ...), ``{}`` when absent or malformed."""
         return _mapping(self.sections.get(key)) or {}
 
+    @property
+    def fallback(self) -> FallbackInfo | None:
+        value = self.sections.get("fallback")
+        return value if isinstance(value, FallbackInfo) else None
+
     # ---------------------------------------------------------------- JSON
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RunReport:
@@ -237,7 +279,7 @@ class RunReport:
 
     def to_dict(self) -> dict[str, Any]:
         out = {key: self._json(key) for key in self.FIELDS}
-        out.update(self.sections)
+        out.update({k: v.to_dict() if hasattr(v, "to_dict") else v for k, v in self.sections.items()})
         return out
 
     def _json(self, key: str) -> Any:
@@ -248,7 +290,8 @@ class RunReport:
     def __getitem__(self, key: str) -> Any:
         if key in self.FIELDS:
             return self._json(key)  # durations and warnings: the live dict and list
-        return self.sections[key]
+        value = self.sections[key]
+        return value.to_dict() if hasattr(value, "to_dict") else value
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key in SECTION_TYPES:

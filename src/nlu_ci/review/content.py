@@ -142,3 +142,30 @@ def entity_errors(rows: list[dict], side: str = "candidate", limit: int = 30) ->
                 {"kind": k, "entity": t, "value": text[s:e] if isinstance(s, int) and isinstance(e, int) else ""}
                 for k, t, s, e in problems]})
     return out, kinds
+
+
+def fallback_rows(fallback) -> list[dict[str, Any]]:
+    """The fallback section (``report.fallback``, a FallbackInfo) as rows ``{label, candidate, active, kind}``:
+    at the policy threshold and at the recommended one (docs/policy.md "The fallback threshold")."""
+    if fallback is None:
+        return []
+    t, target = fallback.threshold, fallback.target_precision
+    c, a = fallback.model("candidate"), fallback.model("active")
+    rc, ra = _mapping(c.get("recommended")), _mapping(a.get("recommended"))
+    return [
+        {"label": f"coverage at threshold {t}", "candidate": c.get("coverage"), "active": a.get("coverage"),
+         "kind": "share"},
+        {"label": f"precision at threshold {t}", "candidate": c.get("precision"), "active": a.get("precision"),
+         "kind": "share"},
+        {"label": f"out-of-scope answered at threshold {t} (of {fallback.out_of_scope})",
+         "candidate": c.get("out_of_scope_answered"), "active": a.get("out_of_scope_answered"), "kind": "count"},
+        {"label": f"recommended threshold (precision ≥ {target})", "candidate": rc.get("threshold"),
+         "active": ra.get("threshold"), "kind": "number"},
+        {"label": "coverage there", "candidate": rc.get("coverage"), "active": ra.get("coverage"), "kind": "share"},
+        {"label": "out-of-scope answered there", "candidate": rc.get("out_of_scope_answered"),
+         "active": ra.get("out_of_scope_answered"), "kind": "count"},
+    ]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

@@ -90,6 +90,7 @@ def context(report: RunReport | Mapping[str, Any], rows: list[dict]) -> dict[str
         "confusion_chart": Markup(svg.heatmap(names, counts, label="confusion matrix of the most confused intents"))
         if len(names) >= 2 else "",
         "histograms": histograms,
+        "fallback": content.fallback_rows(report.fallback), "fallback_info": report.fallback,
         "regressions": content.regressions(rows, deltas) if has_pairs else [],
         "entity_errors": errors, "entity_kinds": sorted(kinds.items()),
         "warnings": [redact(w) for w in report.warnings],

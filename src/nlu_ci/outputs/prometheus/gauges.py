@@ -47,6 +47,12 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
                                  "compare it with what each pod serves).", ("model",)),
     "nlu_ci_active_intent_f1": ("Held-out F1 per intent of the model that is active after the last run "
                                 "(intents of its own test set).", ("intent",)),
+    "nlu_ci_fallback_coverage": ("Share of in-scope held-out messages the model answers at the threshold that "
+                                 "reaches the policy's target precision (0 when none does).", ("model",)),
+    "nlu_ci_fallback_recommended_threshold": ("The lowest fallback threshold at which the model's answers reach "
+                                              "the target precision (absent when none does).", ("model",)),
+    "nlu_ci_out_of_scope_answered": ("Out-of-scope messages the model answers at the policy's fallback threshold "
+                                     "(they should fall back).", ("model",)),
 }
 
 
@@ -170,6 +176,8 @@ def build_registry(report: RunReport, previous: Mapping[str, Any] | None = None)
         if check.name and check.enabled:
             gauges["nlu_ci_gate_check_passed"].labels(check=str(check.name)).set(1 if check.passed else 0)
 
+    _fallback(gauges, report)
+
     active = active_after(report)
     if active is not None and active.model:
         gauges["nlu_ci_active_model_info"].labels(model=str(active.model)).set(1)
@@ -181,3 +189,17 @@ def build_registry(report: RunReport, previous: Mapping[str, Any] | None = None)
     return registry
 
 
+
+
+def _fallback(gauges: _LazyGauges, report: RunReport) -> None:
+    """The ``fallback`` section (gate/fallback.py): coverage and threshold at the target precision, out-of-scope
+    messages answered at the policy threshold, per model."""
+    fb = report.fallback
+    for model in ("candidate", "active") if fb is not None else ():
+        part = fb.model(model)
+        recommended = part.get("recommended") if isinstance(part.get("recommended"), Mapping) else {}
+        for value, metric in ((recommended.get("coverage"), "nlu_ci_fallback_coverage"),
+                              (recommended.get("threshold"), "nlu_ci_fallback_recommended_threshold"),
+                              (part.get("out_of_scope_answered"), "nlu_ci_out_of_scope_answered")):
+            if number(value) is not None:
+                gauges[metric].labels(model=model).set(number(value))
