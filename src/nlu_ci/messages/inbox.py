@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from nlu_ci.messages import Message, masking
+from nlu_ci import masking
+from nlu_ci.messages import Message
 
 WORD = re.compile(r"\w+")
 PLACEHOLDER = re.compile(re.escape(masking.EMAIL_MASK) + "|" + re.escape(masking.NUMBER_MASK))
