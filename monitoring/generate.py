@@ -164,8 +164,14 @@ def dashboard(no_promotion_days: int = NO_PROMOTION_DAYS, success_hours: int = S
                "at the policy's fallback threshold: the assistant should have fallen back.", (12, 34, 12, 6),
                [_target(f"max by (project, model) (nlu_ci_out_of_scope_answered{{{SEL}}})", "{{project}} {{model}}")],
                unit="short", min=0, custom=stepped, **line),
+        _panel(43, "timeseries", "Live agreement: candidate vs active on production messages",
+               "With --messages (docs/inbox.md): the share of the newest unique production messages on which the "
+               "candidate and the active model predict different intents, and how many were compared (no data "
+               "without --messages).", (0, 40, 24, 6),
+               [_target(f"max by (project) (nlu_ci_live_disagreement{{{SEL}}})", "{{project}} disagreement"),
+                _target(f"max by (project) (nlu_ci_live_messages{{{SEL}}})", "{{project}} messages compared", "B")]),
     ]
-    panels += serving.panels(_panel, _target, _thresholds, y=40, first_id=13)
+    panels += serving.panels(_panel, _target, _thresholds, y=46, first_id=13)
     for panel in panels:
         if panel["type"] == "state-timeline":
             panel["fieldConfig"]["overrides"] = [

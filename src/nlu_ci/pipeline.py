@@ -200,7 +200,8 @@ def evaluate(job: Job, inputs: Inputs, candidate: Candidate) -> Evaluated:
 
 def decide(job: Job, inputs: Inputs, candidate: Candidate, scored: Evaluated) -> gate.Decision:
     # report["live"] (docs/inbox.md): both models on recent production messages, with --messages only
-    live_section = live.stage(job.settings, candidate.model, scored.active_model, job.report)
+    live_section = live.stage(job.settings, candidate.model, scored.active_model, job.report,
+                              [m.text for m in inputs.data.training_examples])
     with job.stage("decide"):
         active = scored.active_model
         decision = gate.decide(scored.candidate, scored.active, inputs.policy, predict_candidate=candidate.model.predict,

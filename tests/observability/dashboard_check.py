@@ -98,6 +98,7 @@ def expected_panels(reports: list[dict], i: int, t: float, project: str) -> dict
     total = (run.get("durations") or {}).get("total")
     # the model active once the run ended: the candidate when promoted (outputs/prometheus/gauges.active_after)
     active_after = (run.get("candidate") if run["outcome"] == "promoted" else run.get("active")) or {}
+    live = run.get("live") or {}  # with --messages only
     return {
         "Last run outcome": {"A": outcome},
         "Time since last successful run": {"A": since(last_success)},
@@ -127,6 +128,10 @@ def expected_panels(reports: list[dict], i: int, t: float, project: str) -> dict
             "B": {_labels(project=project, intent=intent): float(row["f1"])
                   for intent, row in (active_after.get("per_intent") or {}).items()
                   if active_after.get("model") and isinstance(row, dict) and row.get("f1") is not None}},
+        "Live agreement: candidate vs active on production messages": {
+            "A": {_labels(project=project): float(live["disagreement"])}
+            if isinstance(live.get("disagreement"), (int, float)) else {},
+            "B": {_labels(project=project): float(live["messages"])} if "messages" in live else {}},
     }
 
 

@@ -42,6 +42,8 @@ def publish(report, store: Path, **kw):
 def test_every_gauge_from_a_promoted_report(tmp_path):
     report = make_report("promoted", candidate=0.91, active=0.87, p_value=0.021, train=412, test=103)
     report.candidate.scores["per_intent"] = {"greet": {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 10}}
+    report["live"] = {"messages": 40, "disagreement": 0.075, "disagreeing": 3, "moves": [
+        {"from": "greet", "to": "bye", "count": 3, "examples": ["hey there you"]}]}
     result = publish(report, tmp_path)
     assert result.ok and result.textfile == tmp_path / "metrics.prom" and not result.push_attempted
     found = samples(result.textfile.read_text())
@@ -74,6 +76,8 @@ def test_every_gauge_from_a_promoted_report(tmp_path):
     assert value(found, "nlu_ci_gate_check_passed", check="significance") == 1
     # disabled checks never block, so they are not exported as passed/failed
     assert value(found, "nlu_ci_gate_check_passed", check="bootstrap_ci") is None
+    assert value(found, "nlu_ci_live_messages") == 40 and value(found, "nlu_ci_live_disagreement") == 0.075
+    assert "hey there you" not in result.textfile.read_text()  # counts only, never a message
     # every documented metric has HELP text in the file
     text = result.textfile.read_text()
     for name in metrics.METRICS:
@@ -254,3 +258,13 @@ def test_the_active_model_after_the_run_and_its_per_intent_f1(tmp_path):
     assert value(rejected, "nlu_ci_active_intent_f1", intent="goodbye") == 0.5
     failed = samples(publish(make_report("failed", candidate=None, active=None), tmp_path / "f").textfile.read_text())
     assert not [s for s in failed if s[0] == "nlu_ci_active_model_info"]
+
+
+def test_live_gauges_only_with_compared_messages(tmp_path):
+    """No live section (no --messages): neither gauge; messages but no active model: the count, no share."""
+    found = samples(publish(make_report("promoted", candidate=0.9, active=0.8), tmp_path / "a").textfile.read_text())
+    assert not [s for s in found if s[0].startswith("nlu_ci_live_")]
+    report = make_report("promoted", candidate=0.9, active=None)
+    report["live"] = {"messages": 12, "disagreement": None, "disagreeing": 0, "moves": []}
+    found = samples(publish(report, tmp_path / "b").textfile.read_text())
+    assert value(found, "nlu_ci_live_messages") == 12 and value(found, "nlu_ci_live_disagreement") is None

@@ -129,6 +129,11 @@ def synthetic_report(tmp: Path) -> tuple[RunReport, list[dict]]:
         active=ModelScores("model_a", None, {"intent_f1": 0.85, "per_intent": per_active, "entity_f1": 0.6}),
         decision=DecisionRecord(False, HOSTILE, [CheckResult("min_intent_f1", False, HOSTILE)]),
         warnings=[HOSTILE], data=DataInfo("sha256:x", train_examples=1, test_examples=2, intents=[HOSTILE]))
+    report["live"] = {"messages": 4, "disagreement": 0.25, "disagreeing": 1, "source": "sqlite:///rasa.db",
+                      "moves": [{"from": "greet", "to": HOSTILE, "count": 1, "examples": [HOSTILE]}],
+                      "inbox": {"unique": 3, "training_examples": 1, "left_out": 0, "entries": [
+                          {"text": HOSTILE, "count": 2, "intent": HOSTILE, "confidence": 0.31, "candidate_intent": "greet",
+                           "priority": 0.8, "why": ["low confidence (0.31)", f"the candidate says {HOSTILE}"]}]}}
     rows = [{"text": HOSTILE, "intent": HOSTILE, "entities": [{"start": 0, "end": 8, "entity": HOSTILE}],
              "candidate": {"intent": "greet", "confidence": 0.6, "entities": []},
              "active": {"intent": HOSTILE, "confidence": 0.9, "entities": []}},
@@ -150,6 +155,9 @@ def test_user_data_is_text_never_markup(tmp_path):
     assert seen["console_errors"] == [] and seen["page_errors"] == []
     assert HOSTILE in seen["text"]  # shown literally (utterance, entity errors, regressions, warnings)
     assert "missed" in seen["text"]
+    # production messages (live agreement, inbox) are user data too: shown as text
+    assert "Inbox: messages to annotate first" in seen["text"] and "Live agreement" in seen["text"]
+    assert f"low confidence (0.31); the candidate says {HOSTILE}" in seen["text"]
 
 
 def test_content_numbers():

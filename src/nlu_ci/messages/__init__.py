@@ -3,7 +3,7 @@
 - ``url``: where the messages are (``--messages`` / ``NLU_CI_MESSAGES_URL`` / ``NLU_CI_MESSAGES_URL_FILE``)
 - ``tracker_store``: user events of a Rasa SQL tracker store (Rasa 1.x-3.x, rasa_core 0.14), via SQLAlchemy
 - ``query_log``: rasa_nlu 0.15's query log folder (``response_log``: one JSON record per line)
-- ``masking``: e-mail addresses and long digit runs replaced as messages are read
+- masking: ``nlu_ci.masking`` (the one rule, shared with ``nlu-ci serve --query-log``), applied as messages are read
 - ``sources``: one entry point, ``read(settings) -> Batch``: bounds, masking, warnings, ``--strict-messages``
 - ``inbox`` / ``inbox_yaml``: the messages worth annotating, ranked, as a Rasa YAML file
 - ``live``: candidate and active on the same production messages (live agreement)

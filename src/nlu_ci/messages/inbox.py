@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from nlu_ci.messages import Message, masking
+from nlu_ci import masking
+from nlu_ci.messages import Message
 
 WORD = re.compile(r"\w+")
 PLACEHOLDER = re.compile(re.escape(masking.EMAIL_MASK) + "|" + re.escape(masking.NUMBER_MASK))
@@ -85,6 +86,20 @@ def score(entry: Entry, prediction: dict, candidate: dict | None, vocabulary: se
     disagree = float(candidate is not None and entry.candidate_intent != entry.intent)
     entry.priority = (WEIGHTS["low_confidence"] * (1 - entry.confidence) + WEIGHTS["small_margin"] * (1 - entry.margin)
                       + WEIGHTS["disagree"] * disagree + WEIGHTS["unseen"] * unseen_share)
+
+
+def reasons(entry: Entry) -> list[str]:
+    """Why ``entry`` ranks where it does, in words (the review page): the parts of its priority that count."""
+    out = []
+    if entry.confidence < 0.5:
+        out.append(f"low confidence ({entry.confidence:.2f})")
+    if entry.runner_up and entry.margin < 0.2:
+        out.append(f"small margin ({entry.margin:.2f}) over {entry.runner_up}")
+    if entry.candidate_intent is not None and entry.candidate_intent != entry.intent:
+        out.append(f"the candidate says {entry.candidate_intent}")
+    if entry.unseen:
+        out.append("words no training example has: " + ", ".join(entry.unseen[:5]))
+    return out or ["least certain of the rest"]
 
 
 def build(messages: list[Message], training_texts: Iterable[str], predict: Callable[[list[str]], list[dict]], *,

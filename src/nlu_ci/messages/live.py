@@ -6,6 +6,11 @@
 (that count) and ``moves``: the (active intent -> candidate intent) pairs, most frequent first, each with a few
 example texts (the report and review page are in the store; never sent to Slack). No labels needed: it
 says how users would feel the swap, not who is right.
+
+``stage`` also records the run's ``INBOX_TOP`` best inbox entries (``inbox.build`` over the same messages, the
+active model's intent as the suggestion, the candidate's beside it) as ``live["inbox"]``: text (masked as read),
+count, suggested intent, confidence, candidate intent, priority and ``why`` (``inbox.reasons``), for the review
+page; the full file is ``nlu-ci inbox``'s.
 """
 from __future__ import annotations
 
@@ -13,12 +18,12 @@ import logging
 from collections import Counter
 
 from nlu_ci import gate
-from nlu_ci.messages import Message, sources
+from nlu_ci.messages import Message, inbox, sources
 from nlu_ci.messages.inbox import key
 
 log = logging.getLogger(__name__)
 
-MAX_MOVES, MAX_EXAMPLES = 10, 3
+MAX_MOVES, MAX_EXAMPLES, INBOX_TOP = 10, 3, 10
 
 
 def unique_recent(messages: list[Message], n: int) -> list[str]:
@@ -50,7 +55,18 @@ def agreement(candidate, active, messages: list[Message], n: int = 500) -> dict:
             "moves": moves}
 
 
-def stage(settings, candidate, active, report: dict) -> dict | None:
+def top_inbox(candidate, active, messages: list[Message], training_texts, limit: int = INBOX_TOP) -> dict:
+    """The best ``limit`` inbox entries of a run: the active model suggests (the candidate when there is none)."""
+    suggest = active if active is not None else candidate
+    built = inbox.build(messages, training_texts, suggest.predict, limit=limit,
+                        predict_candidate=candidate.predict if active is not None else None)
+    return {"unique": built["unique"], "training_examples": built["training_examples"], "left_out": built["left_out"],
+            "entries": [{"text": e.text, "count": e.count, "intent": e.intent, "confidence": round(e.confidence, 4),
+                         "candidate_intent": e.candidate_intent, "priority": round(e.priority, 4),
+                         "why": inbox.reasons(e)} for e in built["entries"]]}
+
+
+def stage(settings, candidate, active, report: dict, training_texts=()) -> dict | None:
     """The ``live`` section of a run: read the messages (``--messages``), compare the two models on the newest
     ``--live-messages`` unique ones. Nothing configured: None (no section). A source that is down: a warning
     in the report, the run goes on (``--strict-messages``: ``DataError``, exit 2)."""
@@ -60,6 +76,8 @@ def stage(settings, candidate, active, report: dict) -> dict | None:
     report.setdefault("warnings", []).extend(batch.warnings)
     section = dict(agreement(candidate, active, batch.messages, settings.live_messages), source=batch.source,
                    read=batch.summary()["messages"], skipped=batch.summary()["skipped"])
+    if batch.messages:
+        section["inbox"] = top_inbox(candidate, active, batch.messages, training_texts)
     report["live"] = section
     if section["disagreement"] is not None:
         log.info("live agreement: candidate and active disagree on %d of %d production messages (%.1f%%)",

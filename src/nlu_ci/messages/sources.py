@@ -7,7 +7,8 @@ import logging
 import time
 
 from nlu_ci.errors import DataError
-from nlu_ci.messages import MAX_TEXT_CHARS, Batch, masking, query_log, tracker_store, url
+from nlu_ci import masking
+from nlu_ci.messages import MAX_TEXT_CHARS, Batch, query_log, tracker_store, url
 
 log = logging.getLogger(__name__)
 DAY = 86400.0

@@ -95,7 +95,12 @@ def context(report: RunReport | Mapping[str, Any], rows: list[dict]) -> dict[str
         "entity_errors": errors, "entity_kinds": sorted(kinds.items()),
         "warnings": [redact(w) for w in report.warnings],
         "predictions_file": Path(predictions).name if predictions else None,
+        "live": _mapping(report.sections.get("live")),  # with --messages only (docs/inbox.md); never in Slack
     }
+
+
+def _mapping(value) -> dict | None:
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 def render(report: RunReport | Mapping[str, Any], rows: list[dict]) -> str:

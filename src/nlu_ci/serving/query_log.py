@@ -10,9 +10,9 @@ second). What rasa_nlu does not do, done here:
 * bounded: a file is closed at a quarter of ``max_bytes`` and a new one started; the oldest files are removed while
   the folder's ``rasa_nlu_log-*.log`` files add up to more than ``max_bytes``, and any older than ``max_age``
   seconds (checked at start, at each new file and once a minute);
-* private: files are created with mode 0640 (the folder 0750); with ``mask`` e-mail addresses become ``<email>``
-  and runs of 6 or more digits (spaces, dots and dashes between them allowed) ``<number>``, in the text and in the
-  entity values, before anything is written (entity offsets then refer to the original text);
+* private: files are created with mode 0640 (the folder 0750); with ``mask`` the text and the entity values are
+  masked by ``nlu_ci.masking`` (the one rule: ``<email>``, ``<number>``) before anything is written (entity
+  offsets then refer to the original text);
 * a write that fails (disk full) drops that record with one warning, and the server keeps answering.
 """
 from __future__ import annotations
@@ -22,21 +22,17 @@ import datetime
 import io
 import logging
 import os
-import re
 import threading
 import time
 from pathlib import Path
 
+from nlu_ci import masking
+
 log = logging.getLogger(__name__)
 
 PATTERN = "rasa_nlu_log-*.log"
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-DIGITS = re.compile(r"\d(?:[ .\-]?\d){5,}")
 PRUNE_EVERY = 60.0
-
-
-def mask_text(text: str) -> str:
-    return DIGITS.sub("<number>", EMAIL.sub("<email>", text))
+mask_text = masking.mask  # the one rule (nlu_ci/masking.py), also applied where messages are read
 
 
 def masked(response: dict) -> dict:

@@ -53,6 +53,10 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
                                               "the target precision (absent when none does).", ("model",)),
     "nlu_ci_out_of_scope_answered": ("Out-of-scope messages the model answers at the policy's fallback threshold "
                                      "(they should fall back).", ("model",)),
+    "nlu_ci_live_messages": ("Unique production messages candidate and active both predicted in the last run "
+                             "(with --messages only; docs/inbox.md).", ()),
+    "nlu_ci_live_disagreement": ("Share of those messages on which candidate and active predict different "
+                                 "intents (absent when none was compared).", ()),
 }
 
 
@@ -186,6 +190,13 @@ def build_registry(report: RunReport, previous: Mapping[str, Any] | None = None)
             f1 = number(row.get("f1")) if isinstance(row, Mapping) else None
             if f1 is not None:
                 gauges["nlu_ci_active_intent_f1"].labels(intent=str(intent)).set(f1)
+
+    live = report.sections.get("live")  # counts only: no label or value from a message
+    if isinstance(live, Mapping):
+        if number(live.get("messages")) is not None:
+            gauges["nlu_ci_live_messages"].set(number(live["messages"]))
+        if number(live.get("disagreement")) is not None:
+            gauges["nlu_ci_live_disagreement"].set(number(live["disagreement"]))
     return registry
 
 
