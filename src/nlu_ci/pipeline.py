@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 VALIDATION_SALT_SUFFIX = ":validation"
 
 
-def run(settings: Settings) -> RunReport:
-    """Run the job once. Returns the report (never raises; ``report.exit_code`` tells the CLI)."""
-    with Job(settings) as job:  # stop signals, a scratch dir; errors become outcomes; records the run at the end
+def run(settings: Settings, *, pull_request: bool = False) -> RunReport:
+    """Run the job once. Returns the report (never raises; ``report.exit_code`` tells the CLI).
+    ``pull_request``: ``nlu-ci check``, where only the channels that say so publish (``outputs/channels.py``)."""
+    with Job(settings, pull_request=pull_request) as job:  # stop signals, a scratch dir; errors become outcomes; records the run at the end
         job.lock_store()
         inputs = load(job)
         if skip_if_unchanged(job, inputs):

@@ -4,34 +4,32 @@
 secrets), a person types flags. Secrets come from ``*_FILE`` variables (a mounted Secret) when
 set; the file wins over the plain variable. Every secret is registered with ``nlu_ci.redact``
 the moment it is read, so it can never be printed.
+
+One declaration per option (``option.Option``). The job's own options are in ``OPTIONS`` below; each output
+channel and each registry backend declares the options it owns in its module (``OPTIONS = [...]``), and
+``PLUGINS`` gathers them from the two registration lists (``outputs.channels.CHANNELS``,
+``registry.backends.BACKENDS``); a plugin's ``validate(settings)`` checks its own rules.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
 from nlu_ci import names, redact, safeio
 from nlu_ci.errors import ConfigError
+from nlu_ci.option import Option
+from nlu_ci.outputs.channels import CHANNELS
+from nlu_ci.registry import backends
 
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off", ""}
 
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: attribute name, environment variable, default, help."""
-
-    name: str
-    env: str
-    default: Any
-    help: str
-    kind: str = "str"  # str | int | float | bool | path | paths | choice | secret
-    choices: tuple[str, ...] = ()
-    secret_file_env: str | None = None  # for kind == "secret"
+__all__ = ["BY_NAME", "OPTIONS", "PLUGINS", "Option", "Settings", "add_arguments", "env_default", "from_env",
+           "from_namespace"]
 
 
 OPTIONS: list[Option] = [
@@ -58,33 +56,11 @@ OPTIONS: list[Option] = [
     Option("log_format", "NLU_CI_LOG_FORMAT", "text", "log line format on stderr", "choice", ("text", "json")),
     Option("workers", "NLU_CI_WORKERS", 0,
            "processes for parallel fits (calibration folds); 0: the container's CPU limit (cgroup)", "int"),
-    # -- Rasa Platform
-    Option("platform_host", "RASA_PLATFORM_HOST", None, "Rasa Platform base URL; set = use the platform"),
-    Option("api_token", "RASA_API_TOKEN", None, "platform API token (prefer RASA_API_TOKEN_FILE)", "secret",
-           secret_file_env="RASA_API_TOKEN_FILE"),
-    Option("platform_tag", "RASA_PLATFORM_TAG", "active", "tag that marks the serving model ('production' on Rasa X)"),
-    Option("platform_auth", "RASA_PLATFORM_AUTH", "bearer",
-           "how the token is sent: bearer (Authorization header) or query (api_token=, older platforms; "
-           "lands in proxy and server logs)", "choice", ("bearer", "query")),
-    Option("evaluation", "NLU_CI_EVALUATION", "local", "who evaluates the models", "choice", ("local", "platform")),
+    # -- HTTP (the platform, Slack, pulls; the platform's own options: registry/platform_registry.py)
     Option("http_timeout", "NLU_CI_HTTP_TIMEOUT", 10.0, "connect/read timeout of each HTTP request, seconds", "float"),
     Option("http_retries", "NLU_CI_HTTP_RETRIES", 5, "attempts for retryable HTTP failures", "int"),
-    Option("eval_timeout", "NLU_CI_EVAL_TIMEOUT", 300.0, "how long to wait for a platform evaluation, seconds", "float"),
-    Option("eval_poll_interval", "NLU_CI_EVAL_POLL_INTERVAL", 2.0, "seconds between platform evaluation polls", "float"),
     Option("http_backoff", "NLU_CI_HTTP_BACKOFF", 0.5,
            "first retry backoff, seconds (exponential with jitter, capped at 30 s)", "float"),
-    # -- metrics and notifications
-    Option("pushgateway_url", "PUSHGATEWAY_URL", None, "Prometheus Pushgateway URL (unset: metrics file only)"),
-    Option("pushgateway_username", "PUSHGATEWAY_USERNAME", None, "Pushgateway basic-auth user"),
-    Option("pushgateway_password", "PUSHGATEWAY_PASSWORD", None, "Pushgateway basic-auth password", "secret",
-           secret_file_env="PUSHGATEWAY_PASSWORD_FILE"),
-    Option("metrics_timeout", "NLU_CI_METRICS_TIMEOUT", 5.0, "Pushgateway timeout, seconds", "float"),
-    Option("strict_metrics", "NLU_CI_STRICT_METRICS", False, "fail the run when metrics cannot be pushed", "bool"),
-    Option("slack_webhook_url", "SLACK_WEBHOOK_URL", None, "Slack incoming webhook (prefer SLACK_WEBHOOK_URL_FILE)",
-           "secret", secret_file_env="SLACK_WEBHOOK_URL_FILE"),
-    Option("review_url_base", "NLU_CI_REVIEW_URL_BASE", None,
-           "URL where the project's store folder is served: the review page is BASE/reports/<run>.html "
-           "(linked from Slack and the check summary); unset: its path in the store"),
     # -- production messages (nlu-ci inbox; docs/inbox.md)
     Option("messages", "NLU_CI_MESSAGES_URL", None,
            "production user messages: a Rasa SQL tracker store URL (sqlite:///path, postgresql://...) or a "
@@ -180,6 +156,9 @@ OPTIONS: list[Option] = [
     Option("rasa_nlu_token", "RASA_NLU_TOKEN", None, "token rasa_nlu's server asks of every request (?token=)",
            "secret", secret_file_env="RASA_NLU_TOKEN_FILE"),
 ]
+# the plugins: registry backends (and --registry), output channels; each declares its own options
+PLUGINS = [backends, *backends.BACKENDS, *CHANNELS]
+OPTIONS += [o for plugin in PLUGINS for o in plugin.OPTIONS]
 BY_NAME = {o.name: o for o in OPTIONS}
 
 
@@ -205,19 +184,17 @@ class SettingsMethods:
             raise ConfigError("--keep-reports must be at least 1 and --max-intents at least 2")
         if names.project_problem(self.project):
             raise ConfigError(f"--project / NLU_CI_PROJECT: {names.project_problem(self.project)}")
-        if self.evaluation == "platform" and not self.platform_host:
-            raise ConfigError("--evaluation platform needs RASA_PLATFORM_HOST")
-        if self.platform_host and not self.platform_host.startswith(("http://", "https://")):
-            raise ConfigError(f"RASA_PLATFORM_HOST: {redact.redact(self.platform_host)!r} must start with http:// or https://")
         if self.port is not None and not 0 < self.port < 65536:
             raise ConfigError(f"--port / NLU_CI_PORT: {self.port} is not a TCP port (1-65535)")
         if self.model_url and not self.model_url.startswith(("http://", "https://")):
             raise ConfigError(f"--model-url / NLU_CI_MODEL_URL: {redact.redact(self.model_url)!r} must start with "
                               "http:// or https://")
-        for name in ("http_timeout", "eval_timeout", "metrics_timeout", "eval_poll_interval", "http_backoff",
-                     "pull_interval"):
+        for name in ("http_timeout", "http_backoff", "pull_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be > 0")
+        for plugin in PLUGINS:
+            if hasattr(plugin, "validate"):
+                plugin.validate(self)
         return self
 
     def public(self) -> dict[str, Any]:
@@ -240,10 +217,10 @@ class SettingsMethods:
 def _field(option: Option) -> tuple[str, Any, Any]:
     default = option.default
     if isinstance(default, list):
-        return option.name, Any, field(default_factory=lambda d=default: [Path(p) for p in d])
+        return option.name, option.type, field(default_factory=lambda d=default: [Path(p) for p in d])
     if option.kind == "path" and default is not None:
         default = Path(default)
-    return option.name, Any, field(default=default, repr=option.kind != "secret")
+    return option.name, option.type, field(default=default, repr=option.kind != "secret")
 
 
 Settings = make_dataclass("Settings", [_field(o) for o in OPTIONS], bases=(SettingsMethods,))

@@ -1,8 +1,10 @@
 """``nlu-ci check``: pull-request mode. Train on the branch's data, run the nightly job's gate against the
 active model on the same held-out test set, never store or promote; print a Markdown summary.
 
-It is the nightly pipeline with ``dry_run`` forced on (so the comparison is exactly the nightly one) and
-no Pushgateway (a pull request must not overwrite the nightly job's metrics). Exit codes: 0 the gate
+It is the nightly pipeline with ``dry_run`` forced on (so the comparison is exactly the nightly one) in
+pull-request mode: only the output channels whose module says ``PULL_REQUEST = True`` publish (the review page,
+the Event on the Job; not Slack, not the metrics: a pull request must not overwrite the nightly job's series),
+and ``check`` takes none of the others' flags (``outputs/channels.py``). Exit codes: 0 the gate
 passes (or the active model was trained from the same data), 3 the gate fails, 1/2 as for ``run``, and 1
 when another run holds the store (nothing was checked).
 
@@ -14,21 +16,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 from pathlib import Path
 
 from nlu_ci.check import judge
 from nlu_ci.check import summary as check_summary
-from nlu_ci.commands.options import RUN
+from nlu_ci.commands.options import RUN, RUN_CORE
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_RUNTIME, ConfigError
+from nlu_ci.outputs import channels
 from nlu_ci.registry.store import atomic_write_text
 from nlu_ci.report import markdown as summary_markdown
 
 NAME = "check"
 HELP = "pull-request mode: train on this data, run the gate against the active model, never promote (exit 3: gate failed)"
-SETTINGS = [name for name in RUN if name not in ("dry_run", "keep_models", "pushgateway_url", "pushgateway_username",
-                                                 "strict_metrics", "restart_deployment")] + [
-    "active_model_url", "base_data", "base_policy"]
+# the run's flags, without those of promotion (never happens here) and of the channels that stay silent here
+SETTINGS = [name for name in RUN_CORE if name not in ("dry_run", "keep_models", "restart_deployment")] + [
+    "active_model_url", "base_data", "base_policy"] + channels.option_names(pull_request=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,9 +72,8 @@ def main(settings, args: argparse.Namespace) -> Result:
 
     from nlu_ci import pipeline
 
-    settings = dataclasses.replace(settings, dry_run=True, pushgateway_url=None, strict_metrics=False,
-                                   restart_deployment=None)
-    report = judge.run(settings, pipeline.run)  # base data, base policy, pulled model, data diff (check/judge.py)
+    settings = dataclasses.replace(settings, dry_run=True)  # never stores or promotes (so never restarts)
+    report = judge.run(settings, functools.partial(pipeline.run, pull_request=True))  # base data, base policy, pulled model, data diff (check/judge.py)
     report.setdefault("check", {})["exit_code"] = exit_code(report)
     markdown = summary_markdown.render(report) + check_summary.render(report)
     if args.summary:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from nlu_ci.commands.options import COMMON, PLATFORM
+from nlu_ci.commands.options import COMMON, REGISTRY
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import ConfigError
 from nlu_ci.registry import backends, holds
@@ -11,7 +11,7 @@ from nlu_ci.registry.store import iso, now_utc
 
 NAME = "release"
 HELP = "end a rollback hold: the next run may promote that data again"
-SETTINGS = COMMON + PLATFORM
+SETTINGS = COMMON + REGISTRY
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

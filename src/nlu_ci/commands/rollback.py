@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from nlu_ci.commands.options import COMMON, PLATFORM
+from nlu_ci.commands.options import COMMON, REGISTRY
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import StoreError
 from nlu_ci.outputs import prometheus as metrics
@@ -18,7 +18,7 @@ from nlu_ci.registry import backends, holds
 
 NAME = "rollback"
 HELP = "re-activate the previous model, or a named one (and hold the rolled-back-from data)"
-SETTINGS = COMMON + PLATFORM
+SETTINGS = COMMON + REGISTRY
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from nlu_ci.commands.options import COMMON, PLATFORM
+from nlu_ci.commands.options import COMMON, REGISTRY
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import ConfigError, StoreError
 from nlu_ci.gate.policy import load_policy
@@ -11,7 +11,7 @@ from nlu_ci.registry import backends, holds
 
 NAME = "status"
 HELP = "the active model, its metrics, rollback holds, what the next run will do, the last decisions"
-SETTINGS = COMMON + PLATFORM + ["policy"]
+SETTINGS = COMMON + REGISTRY + ["policy"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

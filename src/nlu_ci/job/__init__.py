@@ -30,8 +30,9 @@ log = logging.getLogger("nlu_ci.pipeline")
 
 
 class Job:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, pull_request: bool = False):
         self.settings = settings
+        self.pull_request = pull_request  # nlu-ci check: only the channels that run in pull requests publish
         self.started = now_utc()
         self.stamp = self.started.strftime("%Y%m%dT%H%M%S-%f")
         self.report = RunReport(project=settings.project, started_at=iso(self.started))
@@ -132,7 +133,8 @@ class Job:
         record = RunRecord(store_dir=store_dir, reports_dir=store_dir / "reports", stamp=self.stamp, history=history,
                            save=save_text)
         try:
-            outputs = channels.build(self.settings, kube_session=self.lock.kube if self.lock is not None else None)
+            outputs = channels.build(self.settings, pull_request=self.pull_request,
+                                     kube_session=self.lock.kube if self.lock is not None else None)
         except Exception as err:  # noqa: BLE001
             log.warning("cannot build the output channels: %s", redact(err))
             outputs = []

@@ -1,7 +1,10 @@
 """The output channels, in the order a finished run publishes to them.
 
-Adding a channel: one module with ``from_settings(settings, **services) -> Channel | None`` and one line
-here. Order matters: metrics first (``--strict-metrics`` may turn the outcome into a failure), then the
+Adding a channel: one module and one line in ``CHANNELS``. The module declares
+``OPTIONS`` (its ``Option``s: ``settings`` gathers them, ``run`` and ``check`` take them as flags),
+``PULL_REQUEST`` (whether it runs in ``nlu-ci check``; ``build`` leaves it out there, and ``check`` takes
+none of its flags) and ``from_settings(settings, **services) -> Channel | None`` (None: not configured).
+Order matters: metrics first (``--strict-metrics`` may turn the outcome into a failure), then the
 channels that tell people the final outcome.
 """
 from __future__ import annotations
@@ -17,16 +20,23 @@ from nlu_ci.report.model import RunReport
 log = logging.getLogger(__name__)
 
 CHANNELS = [
-    prometheus.from_settings,        # metrics.prom + Pushgateway
-    review_page.from_settings,       # reports/<stamp>.html (before Slack: the message links it)
-    slack.from_settings,             # SLACK_WEBHOOK_URL
-    kubernetes_event.from_settings,  # an Event on the Job, in a cluster
+    prometheus,        # metrics.prom + Pushgateway
+    review_page,       # reports/<stamp>.html (before Slack: the message links it)
+    slack,             # SLACK_WEBHOOK_URL
+    kubernetes_event,  # an Event on the Job, in a cluster
 ]
 
 
-def build(settings, **services: Any) -> list[Channel]:
-    """The configured channels (``services``: e.g. ``kube_session``)."""
-    return [c for c in (factory(settings, **services) for factory in CHANNELS) if c is not None]
+def build(settings, *, pull_request: bool = False, **services: Any) -> list[Channel]:
+    """The configured channels (``services``: e.g. ``kube_session``); in a pull-request check only those whose
+    module says ``PULL_REQUEST = True``."""
+    chosen = [m for m in CHANNELS if m.PULL_REQUEST or not pull_request]
+    return [c for c in (m.from_settings(settings, **services) for m in chosen) if c is not None]
+
+
+def option_names(*, pull_request: bool = False) -> list[str]:
+    """The channels' options (as flags of ``run``; of ``check`` only those of channels that run there)."""
+    return [o.name for m in CHANNELS if m.PULL_REQUEST or not pull_request for o in m.OPTIONS]
 
 
 def publish_all(channels: list[Channel], report: RunReport, record: RunRecord) -> None:

@@ -6,6 +6,9 @@ from typing import Any
 from nlu_ci.outputs import RunRecord
 from nlu_ci.report.model import ModelScores, RunReport
 
+OPTIONS: list = []  # the session (NLU_CI_KUBERNETES, POD_*, JOB_*) is the lock's: settings.py declares those
+PULL_REQUEST = True  # an Event on the Job that ran the check, when it ran in a cluster
+
 
 def _f1(scores: ModelScores | None) -> str:
     value = scores.intent_f1 if scores is not None else None

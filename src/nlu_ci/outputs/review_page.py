@@ -7,11 +7,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from nlu_ci.option import Option
 from nlu_ci.outputs import RunRecord
 from nlu_ci.redact import redact
 from nlu_ci.report.model import RunReport
 
 log = logging.getLogger(__name__)
+
+OPTIONS = [
+    Option("review_url_base", "NLU_CI_REVIEW_URL_BASE", None,
+           "URL where the project's store folder is served: the review page is BASE/reports/<run>.html "
+           "(linked from Slack and the check summary); unset: its path in the store"),
+]
+PULL_REQUEST = True  # the check summary links the page
 
 
 def page_url(base: str | None, stamp: str) -> str | None:
@@ -40,4 +48,4 @@ class ReviewPageChannel:
 
 
 def from_settings(settings, **_services: Any) -> ReviewPageChannel:
-    return ReviewPageChannel(getattr(settings, "review_url_base", None))
+    return ReviewPageChannel(settings.review_url_base)

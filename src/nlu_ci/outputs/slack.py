@@ -20,12 +20,19 @@ from urllib.parse import urlsplit
 import requests
 
 from nlu_ci import deadline
+from nlu_ci.option import Option
 from nlu_ci.outputs import RunRecord
 from nlu_ci.redact import redact, register
 from nlu_ci.report.model import RunReport
 from nlu_ci.report.views import delta, failed_checks, fmt, mcnemar_p_value, review_link
 
 log = logging.getLogger(__name__)
+
+OPTIONS = [
+    Option("slack_webhook_url", "SLACK_WEBHOOK_URL", None, "Slack incoming webhook (prefer SLACK_WEBHOOK_URL_FILE)",
+           "secret", secret_file_env="SLACK_WEBHOOK_URL_FILE"),
+]
+PULL_REQUEST = False  # `nlu-ci check` posts nothing: the channel is for the nightly job's outcomes
 
 NOTIFY_OUTCOMES = ("promoted", "rejected", "failed")
 ICONS = {"promoted": ":white_check_mark:", "rejected": ":warning:", "failed": ":x:"}

@@ -1,4 +1,4 @@
-"""The Rasa Platform as the registry (chosen when ``RASA_PLATFORM_HOST`` is set).
+"""The Rasa Platform as the registry (``--registry platform``; with ``auto``, chosen when ``RASA_PLATFORM_HOST`` is set).
 
 The model is still trained into the local store (the PVC); the platform is where the serving model
 lives: its zip is uploaded, the active model is the one carrying the tag, promotion moves the tag
@@ -18,12 +18,38 @@ from pathlib import Path
 from nlu_ci.data import git_source
 from nlu_ci.engine.model import Model
 from nlu_ci.errors import ConfigError
+from nlu_ci.option import Option
 from nlu_ci.redact import redact
 from nlu_ci.registry.base import Evaluated, Registry
 from nlu_ci.registry.platform import PlatformClient
 from nlu_ci.registry.store import ModelStore, iso, now_utc
 
 log = logging.getLogger(__name__)
+
+NAME = "platform"
+OPTIONS = [
+    Option("platform_host", "RASA_PLATFORM_HOST", None, "Rasa Platform base URL; set = use the platform"),
+    Option("api_token", "RASA_API_TOKEN", None, "platform API token (prefer RASA_API_TOKEN_FILE)", "secret",
+           secret_file_env="RASA_API_TOKEN_FILE"),
+    Option("platform_tag", "RASA_PLATFORM_TAG", "active", "tag that marks the serving model ('production' on Rasa X)"),
+    Option("platform_auth", "RASA_PLATFORM_AUTH", "bearer",
+           "how the token is sent: bearer (Authorization header) or query (api_token=, older platforms; "
+           "lands in proxy and server logs)", "choice", ("bearer", "query")),
+    Option("evaluation", "NLU_CI_EVALUATION", "local", "who evaluates the models", "choice", ("local", "platform")),
+    Option("eval_timeout", "NLU_CI_EVAL_TIMEOUT", 300.0, "how long to wait for a platform evaluation, seconds", "float"),
+    Option("eval_poll_interval", "NLU_CI_EVAL_POLL_INTERVAL", 2.0, "seconds between platform evaluation polls", "float"),
+]
+
+
+def validate(settings) -> None:
+    """This backend's rules on the settings (``settings.validate`` calls it): one line, exit 2."""
+    if settings.evaluation == "platform" and not settings.platform_host:
+        raise ConfigError("--evaluation platform needs RASA_PLATFORM_HOST")
+    if settings.platform_host and not settings.platform_host.startswith(("http://", "https://")):
+        raise ConfigError(f"RASA_PLATFORM_HOST: {redact(settings.platform_host)!r} must start with http:// or https://")
+    for name in ("eval_timeout", "eval_poll_interval"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be > 0")
 
 
 class PlatformRegistry(Registry):
