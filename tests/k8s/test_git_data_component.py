@@ -3,7 +3,10 @@ component; the rendered settings are then read by nlu-ci itself, which must pick
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+import yaml
 
 from kubernetes_validate import utils as kv
 
@@ -85,3 +88,35 @@ def test_the_component_is_documented():
     readme = (K8S.parent / "README.md").read_text()
     assert "components/git-data" in readme and "docs/git-data.md" in readme
     assert "components/git-data" in (K8S.parent / "docs" / "git-data.md").read_text()
+
+
+def test_the_documented_way_to_set_the_repository_reaches_the_settings(tmp_path):
+    """docs/git-data.md's recipe: the repository's values in a Component listed after git-data. The overlay's own
+    configMapGenerator would lose to git-data's placeholders (kustomize runs components after it): the control."""
+    doc = (K8S.parent / "docs" / "git-data.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc.split("## Kubernetes: `k8s/components/git-data`")[1], re.S)
+    overlay_doc, component_doc = (yaml.safe_load(b) for b in blocks[:2])
+    k8s = os.path.relpath(K8S, tmp_path)
+    (tmp_path / "repository").mkdir()
+    (tmp_path / "repository" / "kustomization.yaml").write_text(yaml.safe_dump(component_doc))
+    literals = dict(x.split("=", 1) for x in component_doc["configMapGenerator"][0]["literals"])
+    literals["NLU_CI_DATA_GIT_URL"] = "https://git.team.example/assistant.git"
+    component_doc["configMapGenerator"][0]["literals"] = [f"{k}={v}" for k, v in literals.items()]
+    (tmp_path / "repository" / "kustomization.yaml").write_text(yaml.safe_dump(component_doc))
+    assert overlay_doc["components"][-1] == "repository"
+    components = [f"{k8s}/components/{c.rsplit('/', 1)[1]}" for c in overlay_doc["components"][:-1]] + ["repository"]
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "nlu-ci",
+        "resources": [f"{k8s}/base", f"{k8s}/base/job"], "components": components}))
+    data = job_parts(render(str(tmp_path)))[3]
+    assert data["NLU_CI_DATA_GIT_URL"] == "https://git.team.example/assistant.git"
+    # the control: the same values in the own configMapGenerator of an overlay of prod do not reach the job
+    control = tmp_path / "control"  # another folder: render() caches by path
+    control.mkdir()
+    k8s = os.path.relpath(K8S, control)
+    (control / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [f"{k8s}/overlays/prod"], "components": [f"{k8s}/components/git-data"],
+        "configMapGenerator": component_doc["configMapGenerator"]}))
+    data = job_parts(render(str(control)))[3]
+    assert data["NLU_CI_DATA_GIT_URL"] != "https://git.team.example/assistant.git"

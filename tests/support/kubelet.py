@@ -54,6 +54,7 @@ when their container exits or fails its liveness probe, after the CrashLoopBackO
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import os
 import re
@@ -178,14 +179,20 @@ class Kubelet:
         return self._image_config
 
     # -- workloads -----------------------------------------------------------------------------------------------
-    def run_job(self, cronjob_name: str, job_name: str | None = None, timeout: float | None = None) -> JobResult:
+    def run_job(self, cronjob_name: str, job_name: str | None = None, timeout: float | None = None,
+                args: list[str] | None = None) -> JobResult:
         """One pod of the CronJob's jobTemplate, as `kubectl create job --from=cronjob/NAME` makes it, run to its end
-        (restartPolicy Never: the first container's exit is the result; activeDeadlineSeconds or `timeout` bound it)."""
+        (restartPolicy Never: the first container's exit is the result; activeDeadlineSeconds or `timeout` bound it).
+        ``args``: the first container's args replaced, as README's one-off Job recipe does (`kubectl create job
+        --from=cronjob/nlu-ci --dry-run=client -o json | jq '.spec.template.spec.containers[0].args = [...]'`)."""
         cron = self.find("CronJob", cronjob_name)
         if not cron:
             raise KeyError(f"no CronJob {cronjob_name}")
         cron = cron[0]
         tmpl = cron["spec"]["jobTemplate"]
+        if args is not None:
+            tmpl = copy.deepcopy(tmpl)
+            tmpl["spec"]["template"]["spec"]["containers"][0]["args"] = list(args)
         job_name = job_name or f"{cronjob_name}-manual-{uuid.uuid4().hex[:3]}"
         job_uid = str(uuid.uuid4())
         labels = {**(tmpl["spec"]["template"].get("metadata", {}).get("labels") or {}),
@@ -289,7 +296,7 @@ class Kubelet:
         self.containers.append((ctr, binds))
         pod.annotations.setdefault("harness/containers", []).append(ctr)
         if csc.get("readOnlyRootFilesystem"):
-            binds += _read_only_root(self.buildah, ctr)
+            binds += _read_only_root(self.buildah, ctr, [target for _, target, _ in volumes])
         cmd = [self.buildah, "run", "--isolation", "chroot", "--network", "host", "--user", f"{uid}:{gid}",
                "--hostname", pod.name]
         if c.get("workingDir"):
@@ -422,13 +429,19 @@ def resolve_in_root(root: Path, target: str) -> str:
     return "/" + "/".join(done)
 
 
-def _read_only_root(buildah: str, ctr: str) -> list[Path]:
-    """readOnlyRootFilesystem: a first run creates buildah's mount points (/etc/hosts, ...), then every top-level
-    folder but /run, /proc, /sys, /dev is bind-mounted read-only onto itself in the container's root."""
+def _read_only_root(buildah: str, ctr: str, targets: list[str]) -> list[Path]:
+    """readOnlyRootFilesystem: a first run creates buildah's mount points (/etc/hosts, ...), the volumes' mount
+    targets the image lacks are created (0755, root) as runc creates them before it makes the root read-only
+    (libcontainer/rootfs_linux.go: mounts first, then the read-only remount), then every top-level folder but
+    /run, /proc, /sys, /dev is bind-mounted read-only onto itself in the container's root."""
     subprocess.run([buildah, "run", "--isolation", "chroot", "--user", "0:0", ctr, "--", "true"],
                    capture_output=True, timeout=300, check=True)
     root = Path(subprocess.run([buildah, "mount", ctr], capture_output=True, text=True, timeout=60,
                                check=True).stdout.strip())
+    for target in targets:
+        path = root / resolve_in_root(root, target).lstrip("/")
+        if not path.exists():
+            path.mkdir(mode=0o755, parents=True)
     binds = []
     for entry in sorted(root.iterdir()):
         if entry.is_symlink() or not entry.is_dir() or entry.name in ("run", "proc", "sys", "dev"):
