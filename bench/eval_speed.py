@@ -10,7 +10,9 @@ HWU64's test set (1,076), in this one process:
 
 each for the **new** path (as shipped: ``engine.regex_batch`` for the RegexFeaturizer) and the **old** one
 (the stock ``RegexFeaturizer.process`` per message, as before ``regex_batch``: ``batch.STOCK_BATCH`` empty),
-and the per-message ``Interpreter.parse`` loop for reference. Medians of ``--repeats`` with min-max, the load
+and the per-message ``Interpreter.parse`` loop for reference; and the intent features of one text at a time
+(old: ``NgramFeatures.transform([text])``, the CountVectorizers; new: ``transform_one``, the per-text featurizer
+that per-message parse uses). Medians of ``--repeats`` with min-max, the load
 average before and after. Old and new predictions are compared (must be equal) before anything is timed.
 
     .venv/bin/python bench/eval_speed.py [--data-dir DIR] [--repeats 7] [--md docs/bench/evaluation.md]
@@ -64,6 +66,18 @@ def _train(config: Path, data, out: Path) -> tuple[Model, float]:
     return Model(path), time.perf_counter() - start
 
 
+def _featurize_one(model: Model, texts: list[str], repeats: int) -> list[dict]:
+    """The intent features of one text at a time (a parse per message): CountVectorizers vs transform_one."""
+    features = model.interpreter.pipeline[-1].features
+    out = []
+    for path, fn in (("old", lambda: [features.transform([t]) for t in texts]),
+                     ("new", lambda: [features.transform_one(t) for t in texts])):
+        timing = _median(fn, max(3, repeats // 2))
+        out.append({"model": "intents only", "path": path, "what": "featurize one text", **timing,
+                    "utt_per_s": len(texts) / timing["median_s"]})
+    return out
+
+
 def measure(data_dir: Path, repeats: int) -> dict:
     from rasa_nlu.training_data import load_data
 
@@ -97,6 +111,8 @@ def measure(data_dir: Path, repeats: int) -> dict:
             rows.append({"model": name, "path": "per message", "what": "predict", **timing,
                          "utt_per_s": len(texts) / timing["median_s"]})
             rows[-1]["train_s"] = train_s
+            if name == "intents only":
+                rows.extend(_featurize_one(model, texts, repeats))
     return {"rows": rows, "utterances": len(texts), "repeats": repeats, "target_utt_per_s": TARGET,
             "load_before": list(load_before), "load_after": list(os.getloadavg()),
             "cpus": os.cpu_count(), "python": platform.python_version()}
@@ -120,7 +136,9 @@ def page(result: dict) -> str:
         "*predict*: the batched prediction (`engine.predict.predict`); *evaluate*: `Model.evaluate` (tokens, "
         "predict, metrics). *old*: the stock `RegexFeaturizer.process` per message inside the batch path (before "
         "`engine/regex_batch.py`); *new*: as shipped; *per message*: one `Interpreter.parse` per utterance. Old and "
-        "new predictions were checked equal before timing.",
+        "new predictions were checked equal before timing. *featurize one text*: the intent features one text at a "
+        "time (old: the CountVectorizers, `NgramFeatures.transform([text])`; new: `transform_one`, used by "
+        "per-message parse; equal rows: tests/engine/test_eval_fast.py).",
         "",
         "| model | path | what | utt/s | median ms | (min-max ms) |",
         "|---|---|---|---:|---:|---:|",

@@ -81,3 +81,13 @@ def test_token_features_flag_digits_in_any_script(hwu_model):
     (message,) = _messages(hwu_model, ["set x² and 3½ and ④ and abc"])
     flags = [[f for f in feats if f in ("digit", "hasdigit")] for feats in token_features(message.get("tokens"))]
     assert flags == [[], ["hasdigit"], [], ["hasdigit"], [], ["digit"], [], []]
+
+
+def test_per_text_featurizer_equals_the_count_vectorizers(hwu_model, texts):
+    features = next(c for c in hwu_model.pipeline if type(c).__name__ == "LinearIntentClassifier").features
+    for text in texts:
+        one, stock = features.transform_one(text), features.transform([text])
+        assert one.shape == stock.shape
+        assert one.indices.tolist() == stock.indices.tolist() and one.indptr.tolist() == stock.indptr.tolist()
+        assert one.data.tolist() == stock.data.tolist()     # exactly, not within a tolerance
+    assert features.transform_one("").nnz == 0
