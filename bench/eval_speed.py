@@ -12,7 +12,7 @@ each for the **new** path (as shipped: ``engine.regex_batch`` for the RegexFeatu
 (the stock ``RegexFeaturizer.process`` per message, as before ``regex_batch``: ``batch.STOCK_BATCH`` empty),
 and the per-message ``Interpreter.parse`` loop for reference; and the intent features of one text at a time
 (old: ``NgramFeatures.transform([text])``, the CountVectorizers; new: ``transform_one``, the per-text featurizer
-that per-message parse uses). Medians of ``--repeats`` with min-max, the load
+that per-message parse uses). Medians of ``--repeats`` with min-max (old and new calls taking turns), the load
 average before and after. Old and new predictions are compared (must be equal) before anything is timed.
 
     .venv/bin/python bench/eval_speed.py [--data-dir DIR] [--repeats 7] [--md docs/bench/evaluation.md]
@@ -49,6 +49,23 @@ def _median(fn, repeats: int) -> dict:
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
 
 
+def _interleaved(fn, repeats: int) -> tuple[dict, dict]:
+    """(old, new) timings of ``fn``, one old and one new call in turn, so that load from other work on the
+    machine falls on both alike."""
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    for _ in range(repeats):
+        for path in ("old", "new"):
+            start = time.perf_counter()
+            if path == "old":
+                with _OldPath():
+                    fn()
+            else:
+                fn()
+            times[path].append(time.perf_counter() - start)
+    return tuple({"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v)}
+                 for v in (times["old"], times["new"]))
+
+
 class _OldPath:
     """The stock per-message RegexFeaturizer inside the batch path (what predict did before regex_batch)."""
 
@@ -78,6 +95,22 @@ def _featurize_one(model: Model, texts: list[str], repeats: int) -> list[dict]:
     return out
 
 
+def _steps(model: Model, texts: list[str], repeats: int) -> list[dict]:
+    """Median ms of each pipeline step of the batched path (new), all texts at once: where the time goes."""
+    from rasa_nlu.training_data import Message
+
+    interpreter = model.interpreter
+    steps = [(type(c).__name__, batch._batch_step(c)) for c in interpreter.pipeline]
+    times: dict[str, list[float]] = {name: [] for name, _ in steps}
+    for _ in range(repeats):
+        messages = [Message(t, interpreter.default_output_attributes()) for t in texts if t]
+        for name, step in steps:
+            start = time.perf_counter()
+            step(messages, **interpreter.context)
+            times[name].append(time.perf_counter() - start)
+    return [{"step": name, "median_ms": 1000 * statistics.median(v)} for name, v in times.items()]
+
+
 def measure(data_dir: Path, repeats: int) -> dict:
     from rasa_nlu.training_data import load_data
 
@@ -92,19 +125,16 @@ def measure(data_dir: Path, repeats: int) -> dict:
         for name, config in (("with entities", ROOT / "nlu_config.yml"), ("intents only", intents_cfg)):
             model, train_s = _train(config, data, Path(tmp) / name.replace(" ", "-"))
             model.evaluate(test)   # warm: load, first calls
+            if name == "with entities":
+                steps = _steps(model, texts, repeats)
             with _OldPath():
                 old = predict(model.interpreter, texts)
             new = predict(model.interpreter, texts)
             if old != new:
                 raise SystemExit(f"bench: {name}: old and new predictions differ")
-            for path in ("old", "new"):
-                for what, fn in (("predict", lambda: predict(model.interpreter, texts)),
-                                 ("evaluate", lambda: model.evaluate(test))):
-                    if path == "old":
-                        with _OldPath():
-                            timing = _median(fn, repeats)
-                    else:
-                        timing = _median(fn, repeats)
+            for what, fn in (("predict", lambda: predict(model.interpreter, texts)),
+                             ("evaluate", lambda: model.evaluate(test))):
+                for path, timing in zip(("old", "new"), _interleaved(fn, repeats), strict=True):
                     rows.append({"model": name, "path": path, "what": what, **timing,
                                  "utt_per_s": len(texts) / timing["median_s"]})
             timing = _median(lambda: predict_each(model.interpreter, texts), max(3, repeats // 2))
@@ -113,7 +143,7 @@ def measure(data_dir: Path, repeats: int) -> dict:
             rows[-1]["train_s"] = train_s
             if name == "intents only":
                 rows.extend(_featurize_one(model, texts, repeats))
-    return {"rows": rows, "utterances": len(texts), "repeats": repeats, "target_utt_per_s": TARGET,
+    return {"rows": rows, "steps": steps, "utterances": len(texts), "repeats": repeats, "target_utt_per_s": TARGET,
             "load_before": list(load_before), "load_after": list(os.getloadavg()),
             "cpus": os.cpu_count(), "python": platform.python_version()}
 
@@ -130,7 +160,7 @@ def page(result: dict) -> str:
         "",
         f"{result['utterances']:,} HWU64 test utterances (X. Liu et al., IWSDS 2019; CC BY 4.0), models trained on "
         "its 9,960 training examples in the same run; one process, medians of "
-        f"{result['repeats']} repeats (min-max in brackets); {result['cpus']} CPUs, load average "
+        f"{result['repeats']} repeats (min-max in brackets; old and new calls take turns); {result['cpus']} CPUs, load average "
         f"{result['load_before'][0]:.2f} before, {result['load_after'][0]:.2f} after; Python {result['python']}.",
         "",
         "*predict*: the batched prediction (`engine.predict.predict`); *evaluate*: `Model.evaluate` (tokens, "
@@ -149,6 +179,15 @@ def page(result: dict) -> str:
     intents = _row(result, "intents only", "new", "predict")["utt_per_s"]
     old = _row(result, "with entities", "old", "predict")["utt_per_s"]
     lines += [
+        "",
+        "The intents-only model has no RegexFeaturizer: its old and new rows run the same code, so their gap is "
+        "this machine's noise (2 CPUs shared with other work).",
+        "",
+        "Where the batched time goes with entities (new path, all test texts at once, median ms per step):",
+        "",
+        "| step | median ms |",
+        "|---|---:|",
+        *(f"| {s['step']} | {s['median_ms']:.1f} |" for s in result["steps"]),
         "",
         f"Target (issue 23): evaluation with entities >= {TARGET:,.0f} utt/s batched: {verdict} "
         f"({new:,.0f} utt/s predict with entities, new path; {old:,.0f} on the old path; intents only {intents:,.0f}).",
