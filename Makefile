@@ -11,7 +11,7 @@ IMAGE ?= nlu-ci:$(VERSION)
 OVERLAY ?= k8s
 NAMESPACE ?= nlu-ci
 
-.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving
+.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,7 @@ bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1
 	$(PY) bench/run_bench.py $(BENCH_ARGS)
 	$(MAKE) --no-print-directory bench-entities
 	$(MAKE) --no-print-directory bench-serving
+	$(MAKE) --no-print-directory bench-eval
 
 bench-again: install  ## measure the rows of docs/bench that took under 300 s again (same code) and add the comparison to the page (~20 min)
 	$(PY) bench/run_bench.py --again docs/bench $(BENCH_ARGS)
@@ -49,6 +50,9 @@ bench-again: install  ## measure the rows of docs/bench that took under 300 s ag
 bench-entities: install  ## entity confidence before/after calibration on HWU64 (ECE, median on right entities; ~10 min)
 	$(PY) bench/entity_calibration.py --md docs/bench/entity_calibration.md > docs/bench/entity_calibration.json.tmp
 	mv docs/bench/entity_calibration.json.tmp docs/bench/entity_calibration.json
+
+bench-eval: install  ## evaluation utt/s on HWU64, with entities vs intents only, old vs new path (~2 min); docs/bench/evaluation.md
+	$(PY) bench/eval_speed.py --md docs/bench/evaluation.md
 
 bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)
 	$(PY) tests/serving/bench_swap.py --out-dir docs/bench $(BENCH_SERVING_ARGS)

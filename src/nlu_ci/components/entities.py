@@ -46,7 +46,7 @@ def token_features(tokens: list, window: int = 2) -> list[list[str]]:
         feats = ["b", "w=" + w, "p3=" + w[:3], "s3=" + w[-3:], "s2=" + w[-2:]]
         if text.isdigit():
             feats.append("digit")
-        elif any(ch.isdigit() for ch in text):
+        elif not text.isalpha() and any(ch.isdigit() for ch in text):  # letters are never digits: skip the scan
             feats.append("hasdigit")
         if text.istitle():
             feats.append("title")

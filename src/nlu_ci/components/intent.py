@@ -164,7 +164,8 @@ class LinearIntentClassifier(Component):
     # -- prediction -----------------------------------------------------------------------------
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """(len(texts), len(self.classes)) confidences; each row sums to 1."""
-        x = self.features.transform(texts)
+        # one text (a parse per message): the per-text featurizer, the same row without CountVectorizer's overhead
+        x = self.features.transform_one(texts[0]) if len(texts) == 1 else self.features.transform(texts)
         return softmax(np.asarray(x @ self.weights) + self.intercept, self.temperature)
 
     def process_batch(self, messages: list, **kwargs: Any) -> None:

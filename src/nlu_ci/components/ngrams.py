@@ -47,7 +47,7 @@ class NgramFeatures:
             order = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
             fitted.append((order, np.asarray(vec.idf_, dtype=np.float64)))
         (self.word_vocabulary, self.word_idf), (self.char_vocabulary, self.char_idf) = fitted
-        self._vectorizers = None
+        self._vectorizers = self._analyzers = None
         return self
 
     @property
@@ -85,6 +85,42 @@ class NgramFeatures:
         if not blocks:
             return sp.csr_matrix((len(texts), 0), dtype=np.float64)
         return sp.hstack(blocks, format="csr")
+
+    def _lookups(self):
+        """(analyzer, term -> column) per block, the CountVectorizers' own analyzers and vocabularies."""
+        if getattr(self, "_analyzers", None) is None:
+            self._analyzers = [
+                (counter.build_analyzer(), {term: j for j, term in enumerate(vocab)}, idf)
+                for counter, vocab, idf in zip(self._counters(), (self.word_vocabulary, self.char_vocabulary),
+                                               (self.word_idf, self.char_idf), strict=True)
+                if counter is not None
+            ]
+        return self._analyzers
+
+    def transform_one(self, text: str) -> sp.csr_matrix:
+        """``transform([text])`` for one text without the CountVectorizer machinery (a parse per message):
+        the same analyzers, dictionary lookups and the same numpy steps, so the same row."""
+        indices, data, offset = [], [], 0
+        for analyze, vocabulary, idf in self._lookups():
+            counts: dict[int, int] = {}
+            for term in analyze(text):
+                j = vocabulary.get(term)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            cols = np.array(sorted(counts), dtype=np.int32)
+            values = np.array([counts[j] for j in cols.tolist()], dtype=np.float64)
+            values = (np.log(values) + 1.0) * idf[cols]
+            norms = np.sqrt(np.bincount(np.zeros(len(cols), dtype=np.intp), weights=values * values, minlength=1))
+            norms[norms == 0.0] = 1.0
+            values /= norms[0]
+            indices.append(cols + offset)
+            data.append(values)
+            offset += len(vocabulary)
+        if not indices:
+            return sp.csr_matrix((1, 0), dtype=np.float64)
+        cols = np.concatenate(indices)
+        return sp.csr_matrix((np.concatenate(data), cols, np.array([0, len(cols)], dtype=np.int32)),
+                             shape=(1, offset))
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -1,0 +1,93 @@
+"""The fast batch path (engine.batch with engine.regex_batch, the CRF's token features) gives what rasa_nlu's
+per-message parse gives, on real HWU64 test examples with a model trained on HWU64 (its 67 regex features)."""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
+from nlu_ci.components.entities import token_features
+from nlu_ci.engine import batch, regex_batch
+from nlu_ci.engine.predict import predict_each
+from support import growth
+from support.data import ROOT
+from support.train import train
+
+pytestmark = pytest.mark.skipif(not growth.available(), reason="HWU64 is not in this checkout layout")
+TEST = growth.HWU64.with_name("test.json")
+EXTRA = ["", "  ", "wake me up at 7am", "WAKE ME UP AT 7 AM!!!", "x² 3½ ④ digits", "olly play 10 songs by queen"]
+
+
+def _doc(path):
+    return json.loads(path.read_text(encoding="utf-8"))["rasa_nlu_data"]
+
+
+@pytest.fixture(scope="module")
+def hwu_model(tmp_path_factory):
+    """The project's pipeline (nlu_config.yml) trained on 2,500 HWU64 examples with all its regex features."""
+    doc = _doc(growth.HWU64)
+    examples = random.Random(3).sample(doc["common_examples"], 2500)
+    path = tmp_path_factory.mktemp("hwu-fast") / "train.json"
+    path.write_text(json.dumps({"rasa_nlu_data": {"common_examples": examples,
+                                                  "regex_features": doc["regex_features"]}}))
+    return train(path.parent, path, ROOT / "nlu_config.yml").loaded
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return [e["text"] for e in _doc(TEST)["common_examples"]][:600] + EXTRA
+
+
+def test_batched_predictions_equal_per_message_parse(hwu_model, texts):
+    assert any(type(c).__name__ == "RegexFeaturizer" and c.known_patterns for c in hwu_model.pipeline)
+    batched = batch.predict_batch(hwu_model, texts)
+    each = predict_each(hwu_model, texts)
+    assert batched == each   # same intents, rankings, entities, confidences (exactly)
+    assert sum(bool(p["entities"]) for p in batched) > 100
+
+
+def _messages(model, texts):
+    from rasa_nlu.training_data import Message
+
+    out = [Message(t, model.default_output_attributes()) for t in texts if t]
+    for message in out:
+        model.pipeline[0].process(message)   # the tokenizer
+    return out
+
+
+def _state(messages):
+    return [([list(t.get("pattern").items()) for t in m.get("tokens")], m.get("text_features").tolist())
+            for m in messages]
+
+
+def test_regex_batch_marks_tokens_as_the_stock_featurizer(hwu_model, texts):
+    featurizer = next(c for c in hwu_model.pipeline if type(c).__name__ == "RegexFeaturizer")
+    stock, fast = _messages(hwu_model, texts), _messages(hwu_model, texts)
+    for message in stock:
+        featurizer.process(message)
+    regex_batch.process_batch(featurizer, fast)
+    assert _state(fast) == _state(stock)     # same keys in the same order, same values, same text features
+    assert sum(any(v for t in m.get("tokens") for v in t.get("pattern").values()) for m in fast) > 50
+    # a second pass over already-marked tokens (existing dicts updated in place) agrees too
+    for message in stock:
+        featurizer.process(message)
+    regex_batch.process_batch(featurizer, fast)
+    assert _state(fast) == _state(stock)
+
+
+def test_token_features_flag_digits_in_any_script(hwu_model):
+    (message,) = _messages(hwu_model, ["set x² and 3½ and ④ and abc"])
+    flags = [[f for f in feats if f in ("digit", "hasdigit")] for feats in token_features(message.get("tokens"))]
+    assert flags == [[], ["hasdigit"], [], ["hasdigit"], [], ["digit"], [], []]
+
+
+def test_per_text_featurizer_equals_the_count_vectorizers(hwu_model, texts):
+    features = next(c for c in hwu_model.pipeline if type(c).__name__ == "LinearIntentClassifier").features
+    for text in texts:
+        one, stock = features.transform_one(text), features.transform([text])
+        assert one.shape == stock.shape
+        assert one.indices.tolist() == stock.indices.tolist() and one.indptr.tolist() == stock.indptr.tolist()
+        assert one.data.tolist() == stock.data.tolist()     # exactly, not within a tolerance
+    assert features.transform_one("").nnz == 0
