@@ -1,9 +1,10 @@
-"""A real Prometheus scrapes a real ``nlu-ci serve-models`` over a store trained by the real CLI, and a stand-in
-for ``nlu-ci serve``'s ``/metrics`` (the ``serve`` helper's /metrics is not in this branch: a tiny static endpoint
-exposes the names of docs/serving-monitoring.md, ``nlu_ci_serving_model_info{project, model}`` among them), and
-loads monitoring/alerts.rules.yml. A rollback makes ACTIVE name another model while the stand-in still serves the
-old one: the expression of NluCiServedModelNotActive returns that pod and the alert goes pending; once the pod
-serves the active model, both clear. Every panel of the dashboard's Serving row returns data."""
+"""A real Prometheus scrapes a real ``nlu-ci serve-models`` and a real ``nlu-ci serve`` (rasa-nlu's pod) over a store
+trained by the real CLI, with client traffic, and loads monitoring/alerts.rules.yml. ``serve`` pulls its model
+through a second ``serve-models`` process over the same store; stopping that one breaks the pod's pull (as a
+NetworkPolicy or a dead model-server pod would) while Prometheus still sees ACTIVE from the first. A rollback then
+makes ACTIVE name another model while the pod still serves the old one: the expression of
+NluCiServedModelNotActive returns that pod and the alert goes pending; once the pull works again the pod swaps to
+the active model and both clear. Every panel of the dashboard's Serving row returns data from the real series."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +12,6 @@ import json
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,8 @@ from support.servers import MONITORING, PROMETHEUS_BIN, Prometheus, Server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 from dashboard_check import load_dashboard, serving_targets  # noqa: E402
-from serving_helpers import Store, start_model_server  # noqa: E402
+from serving_helpers import Server as ServingProcess  # noqa: E402
+from serving_helpers import Store, free_port, parse, start, start_model_server, start_rasa  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("monitoring_generate", MONITORING / "generate.py")
 generate = importlib.util.module_from_spec(spec)
@@ -29,57 +30,8 @@ spec.loader.exec_module(generate)
 pytestmark = pytest.mark.skipif(PROMETHEUS_BIN is None, reason="prometheus not installed")
 
 
-class FakeServeMetrics:
-    """``GET /metrics`` as a rasa-nlu pod of ``nlu-ci serve`` exports it; counters grow at every scrape."""
-
-    def __init__(self):
-        self.model = None
-        self.scrapes = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                body = outer.text().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def text(self) -> str:
-        self.scrapes += 1
-        n = self.scrapes
-        now = time.time()
-        lines = [f'nlu_ci_serving_model_info{{project="default",model="{self.model}"}} 1',
-                 f'nlu_ci_serving_parse_requests_total{{code="200"}} {100 * n}',
-                 f'nlu_ci_serving_parse_requests_total{{code="500"}} {n}',
-                 f'nlu_ci_serving_intent_predictions_total{{intent="greet"}} {60 * n}',
-                 f'nlu_ci_serving_intent_predictions_total{{intent="order_pizza"}} {40 * n}',
-                 f"nlu_ci_serving_low_confidence_messages_total {5 * n}",
-                 f'nlu_ci_serving_model_pulls_total{{result="not_modified"}} {n}',
-                 f"nlu_ci_serving_last_good_pull_timestamp_seconds {now - 3}"]
-        for le, share in (("0.05", 0.9), ("0.1", 0.99), ("0.5", 1.0), ("+Inf", 1.0)):
-            lines.append(f'nlu_ci_serving_parse_duration_seconds_bucket{{le="{le}"}} {int(101 * n * share)}')
-        lines += [f"nlu_ci_serving_parse_duration_seconds_count {101 * n}",
-                  f"nlu_ci_serving_parse_duration_seconds_sum {3.0 * n}",
-                  f"nlu_ci_serving_intent_confidence_count {100 * n}",
-                  f"nlu_ci_serving_intent_confidence_sum {80.0 * n}"]
-        return "\n".join(lines) + "\n"
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class ServingPrometheus(Prometheus):
-    """Prometheus scraping the model server and the rasa-nlu stand-in every second, as the PodMonitor of
+    """Prometheus scraping the model server and the rasa-nlu pod every second, as the PodMonitor of
     k8s/components/serving-monitoring does (job = the pod's app.kubernetes.io/name, a namespace label)."""
 
     def __init__(self, workdir: Path, model_server: str, serve: str):
@@ -105,35 +57,70 @@ def alert_rule(name: str) -> dict:
     return next(r for g in generate.rules()["groups"] for r in g["rules"] if r.get("alert") == name)
 
 
+def start_serve_models_on(store: Store, tmp: Path, port: int, name: str) -> ServingProcess:
+    return start(["serve-models", "--host", "127.0.0.1", "--port", str(port), "--zip-cache", str(tmp / f"zips_{name}")],
+                 store.env(), tmp / f"{name}.log", f"http://127.0.0.1:{port}", "/health")
+
+
+class Traffic:
+    """A client sending /parse to the served model until stopped (answers by status)."""
+
+    def __init__(self, url: str):
+        self.url, self.codes, self._stop = url, {}, threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        texts = ["i want a large pizza", "hello there", "zzqx blorp", "bye"]
+        i = 0
+        while not self._stop.is_set():
+            status, _ = parse(self.url, texts[i % len(texts)], timeout=5)
+            self.codes[status] = self.codes.get(status, 0) + 1
+            i += 1
+            time.sleep(0.02)
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(timeout=10)
+
+
 def test_served_differs_from_active_on_a_real_scrape(tmp_path):
     (tmp_path / "store").mkdir()
     store = Store(tmp_path / "store")
     a = store.run(0)["candidate"]["model"]
     b = store.run(2)["candidate"]["model"]
     assert store.active() == b
-    model_server = start_model_server(store, tmp_path)
-    serve = FakeServeMetrics()
-    serve.model = b
+    model_server = start_model_server(store, tmp_path)  # what Prometheus scrapes: ACTIVE
+    pull_port = free_port()
+    pull_server = start_serve_models_on(store, tmp_path, pull_port, "pull_server")  # what the pod pulls from
+    serve = start_rasa(store, f"http://127.0.0.1:{pull_port}/models/default", tmp_path, pull_interval=0.5)
+    traffic = Traffic(serve.url)
     prom = None
     try:
-        prom = ServingPrometheus(tmp_path / "prom", model_server.url.removeprefix("http://"), f"127.0.0.1:{serve.port}")
+        prom = ServingPrometheus(tmp_path / "prom", model_server.url.removeprefix("http://"),
+                                 serve.url.removeprefix("http://"))
         expr = alert_rule("NluCiServedModelNotActive")["expr"]
         prom.wait_for(f'nlu_ci_model_server_active_model_info{{model="{b}"}}', lambda r: len(r) == 1)
         prom.wait_for(f'nlu_ci_serving_model_info{{model="{b}"}}', lambda r: len(r) == 1)
         assert prom.query(expr) == []
 
-        # a rollback: ACTIVE names A; the pod's pull is "broken" (it still serves B)
+        # the pod's pull breaks, then a rollback: ACTIVE names A while the pod still serves B
+        pull_server.stop()
         store.rollback()  # the real `nlu-ci rollback`
         assert store.active() == a
+        prom.wait_for(f'nlu_ci_model_server_active_model_info{{model="{a}"}}', lambda r: len(r) == 1)
         found = prom.wait_for(expr, lambda r: len(r) == 1)
         labels = found[0]["metric"]
         assert (labels["project"], labels["model"], labels["pod"], labels["namespace"]) == ("default", b, "rasa-nlu-0",
                                                                                            "nlu-ci")
         alerts = prom.wait_for('ALERTS{alertname="NluCiServedModelNotActive"}', lambda r: len(r) == 1)
         assert alerts[0]["metric"]["alertstate"] == "pending" and alerts[0]["metric"]["model"] == b
+        prom.wait_for('nlu_ci_serving_model_pulls_total{result="failed"}', lambda r: r and float(r[0]["value"][1]) > 0)
+        assert parse(serve.url)[0] == 200  # still answering with B meanwhile
 
-        # the pod swaps to the active model: nothing differs any more
-        serve.model = a
+        # the pull works again: the pod swaps to the active model and nothing differs any more
+        pull_server = start_serve_models_on(store, tmp_path, pull_port, "pull_server_again")
+        prom.wait_for(f'nlu_ci_serving_model_info{{model="{a}"}}', lambda r: len(r) == 1)
         prom.wait_for(expr, lambda r: r == [])
         prom.wait_for('ALERTS{alertname="NluCiServedModelNotActive"}', lambda r: r == [])
 
@@ -147,8 +134,11 @@ def test_served_differs_from_active_on_a_real_scrape(tmp_path):
             if not prom.query(target["expr"].replace("$project", "default")):
                 empty.append((panel["title"], target["refId"], target["expr"]))
         assert not empty, empty
+        assert traffic.codes.get(200, 0) > 10, traffic.codes
     finally:
+        traffic.stop()
         if prom is not None:
             prom.stop()
         serve.stop()
+        pull_server.stop()
         model_server.stop()
