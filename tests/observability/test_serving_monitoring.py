@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import sys
 import threading
 import time
@@ -23,9 +25,19 @@ from dashboard_check import load_dashboard, serving_targets  # noqa: E402
 from serving_helpers import Server as ServingProcess  # noqa: E402
 from serving_helpers import Store, free_port, parse, start, start_model_server, start_rasa  # noqa: E402
 
-spec = importlib.util.spec_from_file_location("monitoring_generate", MONITORING / "generate.py")
-generate = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(generate)
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+generate = _load("monitoring_generate", MONITORING / "generate.py")
+preview = _load("monitoring_preview", MONITORING / "preview.py")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = os.environ.get("NLU_CI_DASHBOARD_SCREENSHOT")  # scripts: write the picture for docs/ here
 
 pytestmark = pytest.mark.skipif(PROMETHEUS_BIN is None, reason="prometheus not installed")
 
@@ -84,6 +96,36 @@ class Traffic:
         self.thread.join(timeout=10)
 
 
+def render_serving_row(prometheus: str, page: Path) -> dict:
+    """The dashboard's Serving row drawn from the live Prometheus (monitoring/preview.py: Grafana is not packaged
+    here), opened in headless chromium: errors, and per panel its series, drawn marks and size."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make install-system)")
+    page.write_text(preview.preview(load_dashboard(), prometheus, "Serving", {"project": "default"}, 60, 1))
+    seen: dict = {"console_errors": [], "page_errors": []}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 900})
+            tab.on("console", lambda m: seen["console_errors"].append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: seen["page_errors"].append(str(e)))
+            tab.goto(page.as_uri(), wait_until="load")
+            seen["panels"] = tab.eval_on_selector_all("section.panel", """els => els.map(e => {
+                const r = e.getBoundingClientRect();
+                const marks = [...e.querySelectorAll('.series')].filter(m => {
+                    const b = m.getBoundingClientRect(); return (b.width > 0 || b.height > 0) &&
+                        Number(m.getAttribute('data-points')) > 0; }).length;
+                return {title: e.querySelector('h2').textContent, series: Number(e.dataset.series), marks,
+                        h: r.height}; })""")
+            seen["text"] = tab.inner_text("body")
+            if SCREENSHOT:
+                tab.screenshot(path=SCREENSHOT, full_page=True)
+        finally:
+            browser.close()
+    return seen
+
+
 def test_served_differs_from_active_on_a_real_scrape(tmp_path):
     (tmp_path / "store").mkdir()
     store = Store(tmp_path / "store")
@@ -135,6 +177,13 @@ def test_served_differs_from_active_on_a_real_scrape(tmp_path):
                 empty.append((panel["title"], target["refId"], target["expr"]))
         assert not empty, empty
         assert traffic.codes.get(200, 0) > 10, traffic.codes
+        drawn = render_serving_row(prom.url, tmp_path / "serving-row.html")
+        assert drawn["console_errors"] == [] and drawn["page_errors"] == [], drawn
+        titles = [p["title"] for p in preview.panels_of(load_dashboard(), "Serving")]
+        assert [p["title"] for p in drawn["panels"]] == titles
+        assert all(p["series"] > 0 and p["marks"] == p["series"] and p["h"] > 100 for p in drawn["panels"]), drawn["panels"]
+        assert "No data" not in drawn["text"]
+        assert a in drawn["text"]  # the served-model table names the model now served
     finally:
         traffic.stop()
         if prom is not None:
