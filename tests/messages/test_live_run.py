@@ -29,6 +29,16 @@ def test_run_reports_live_agreement_and_the_policy_check_blocks(inbox_store, tmp
     [check] = [c for c in report["decision"]["checks"] if c["name"] == "max_live_disagreement"]
     assert check["enabled"] and not check["passed"] and report["decision"]["promote"] is False
     assert tracker.EMAIL not in r.output  # masked in the live examples too
+    # the inbox counts reach the metrics (numbers only: no message in the file)
+    prom = next(p for p in (inbox_store["store"] / "metrics.prom", inbox_store["store"].parent / "metrics.prom")
+                if p.exists())
+    text = prom.read_text()
+    counts = {m.group(1): float(m.group(2)) for m in re.finditer(r'^nlu_ci_inbox_messages\{[^}]*kind="(\w+)"[^}]*\} (\S+)',
+                                                                 text, re.M)}
+    box = live["inbox"]
+    assert counts == {"read": 15, "training_examples": box["training_examples"], "unique": box["unique"],
+                      "left_out": box["left_out"], "listed": len(box["entries"])}, counts
+    assert not any(e["text"] in text for e in box["entries"])
 
 
 def test_the_review_page_shows_live_agreement_and_the_top_of_the_inbox(inbox_store, tmp_path):

@@ -42,8 +42,10 @@ def publish(report, store: Path, **kw):
 def test_every_gauge_from_a_promoted_report(tmp_path):
     report = make_report("promoted", candidate=0.91, active=0.87, p_value=0.021, train=412, test=103)
     report.candidate.scores["per_intent"] = {"greet": {"precision": 0.9, "recall": 0.9, "f1": 0.9, "support": 10}}
-    report["live"] = {"messages": 40, "disagreement": 0.075, "disagreeing": 3, "moves": [
-        {"from": "greet", "to": "bye", "count": 3, "examples": ["hey there you"]}]}
+    report["live"] = {"messages": 40, "disagreement": 0.075, "disagreeing": 3, "read": 55, "moves": [
+        {"from": "greet", "to": "bye", "count": 3, "examples": ["hey there you"]}],
+        "inbox": {"unique": 30, "training_examples": 9, "left_out": 0, "entries": [
+            {"text": "hey there you", "count": 2, "intent": "greet", "confidence": 0.4}]}}
     result = publish(report, tmp_path)
     assert result.ok and result.textfile == tmp_path / "metrics.prom" and not result.push_attempted
     found = samples(result.textfile.read_text())
@@ -77,6 +79,9 @@ def test_every_gauge_from_a_promoted_report(tmp_path):
     # disabled checks never block, so they are not exported as passed/failed
     assert value(found, "nlu_ci_gate_check_passed", check="bootstrap_ci") is None
     assert value(found, "nlu_ci_live_messages") == 40 and value(found, "nlu_ci_live_disagreement") == 0.075
+    assert {k: value(found, "nlu_ci_inbox_messages", kind=k) for k in ("read", "training_examples", "unique",
+                                                                       "left_out", "listed")} == {
+        "read": 55, "training_examples": 9, "unique": 30, "left_out": 0, "listed": 1}
     assert "hey there you" not in result.textfile.read_text()  # counts only, never a message
     # every documented metric has HELP text in the file
     text = result.textfile.read_text()

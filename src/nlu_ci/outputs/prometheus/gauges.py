@@ -57,6 +57,9 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
                              "(with --messages only; docs/inbox.md).", ()),
     "nlu_ci_live_disagreement": ("Share of those messages on which candidate and active predict different "
                                  "intents (absent when none was compared).", ()),
+    "nlu_ci_inbox_messages": ("Production messages the last run read for the inbox, by kind: read, "
+                              "training_examples (already in the data), unique (after near-duplicates collapsed), "
+                              "left_out (beyond the inbox's size) and listed (the run's top entries).", ("kind",)),
 }
 
 
@@ -197,7 +200,21 @@ def build_registry(report: RunReport, previous: Mapping[str, Any] | None = None)
             gauges["nlu_ci_live_messages"].set(number(live["messages"]))
         if number(live.get("disagreement")) is not None:
             gauges["nlu_ci_live_disagreement"].set(number(live["disagreement"]))
+        _inbox(gauges, live)
     return registry
+
+
+def _inbox(gauges: _LazyGauges, live: Mapping) -> None:
+    """Counts of the live section's inbox (messages/live.py ``top_inbox``): numbers only, never a message."""
+    inbox = live.get("inbox") if isinstance(live.get("inbox"), Mapping) else None
+    counts = {"read": live.get("read")}
+    if inbox is not None:
+        entries = inbox.get("entries")
+        counts.update(training_examples=inbox.get("training_examples"), unique=inbox.get("unique"),
+                      left_out=inbox.get("left_out"), listed=len(entries) if isinstance(entries, list) else None)
+    for kind, value in counts.items():
+        if number(value) is not None:
+            gauges["nlu_ci_inbox_messages"].labels(kind=kind).set(number(value))
 
 
 
