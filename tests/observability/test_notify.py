@@ -25,6 +25,12 @@ def test_promotion_message_has_the_numbers(slack):
     assert "intent F1: candidate 0.9123 vs active 0.8456 (+0.0667)" in text
     assert "McNemar p-value: 0.0213" in text
     assert "data: 412 training / 103 test examples, 3 intents" in text
+    fb = report.fallback  # the fallback section's numbers, as the assistant would act, and where it should
+    c, a = fb.model("candidate"), fb.model("active")
+    assert (f"fallback threshold 0.3: answers candidate {100 * c['coverage']:.1f}% ({c['out_of_scope_answered']} "
+            f"out-of-scope) vs active {100 * a['coverage']:.1f}% ({a['out_of_scope_answered']} out-of-scope)") in text
+    assert (f"threshold for precision 0.9: candidate {c['recommended']['threshold']:.3f} "
+            f"(answers {100 * c['recommended']['coverage']:.1f}%) vs active {a['recommended']['threshold']:.3f}") in text
     assert "FAILED" not in text
     blocks = payload["blocks"]
     assert blocks[0]["text"]["text"].startswith("*:white_check_mark: nlu-ci [p]: PROMOTED")

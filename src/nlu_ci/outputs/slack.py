@@ -85,6 +85,7 @@ def message_lines(report: RunReport | Mapping[str, Any]) -> list[str]:
             lines.append(f"entity F1: {_pair(report, 'entity_f1')}")
         if active is not None and active.model:
             lines.append(f"active model: {active.model}")
+    lines.extend(_fallback_lines(report))
     p = mcnemar_p_value(report)
     if p is not None:
         lines.append(f"McNemar p-value: {p:.4g}")
@@ -103,6 +104,29 @@ def message_lines(report: RunReport | Mapping[str, Any]) -> list[str]:
         lines.append(f"duration: {total:.1f} s")
     if review_link(report):
         lines.append(f"review page: {review_link(report)}")
+    return lines
+
+
+def _fallback_lines(report: RunReport) -> list[str]:
+    """The ``fallback`` section (gate/fallback.py) in two lines: as the assistant acts at the policy threshold, and
+    the threshold that reaches the target precision. Counts and shares only, never a message."""
+    fb = report.fallback
+    if fb is None or not fb.model("candidate"):
+        return []
+    parts = [(role, fb.model(role)) for role in ("candidate", "active") if fb.model(role)]
+
+    def share(value: Any) -> str:
+        return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "-"
+
+    acting = " vs ".join(f"{role} {share(m.get('coverage'))} ({m.get('out_of_scope_answered')} out-of-scope)"
+                         for role, m in parts)
+    lines = [f"fallback threshold {fb.threshold}: answers {acting}"]
+    recommended = []
+    for role, m in parts:
+        rec = m.get("recommended") or {}
+        recommended.append(f"{role} {rec['threshold']:.3f} (answers {share(rec.get('coverage'))})" if rec.get("reached")
+                           else f"{role} not reached")
+    lines.append(f"threshold for precision {fb.target_precision}: {' vs '.join(recommended)}")
     return lines
 
 
