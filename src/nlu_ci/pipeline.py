@@ -27,7 +27,7 @@ from nlu_ci.gate import fallback
 from nlu_ci.gate.policy import Policy, load_policy
 from nlu_ci.job import Job
 from nlu_ci.messages import live
-from nlu_ci.model_metadata import model_metadata
+from nlu_ci.registry.metadata import model_metadata
 from nlu_ci.registry import holds, records
 from nlu_ci.registry.base import Evaluated
 from nlu_ci.registry.store import iso, now_utc

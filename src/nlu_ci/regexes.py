@@ -15,7 +15,7 @@ and the time doubles with each character (in C code: no signal or timeout can st
   one line naming the file and the pattern), as is one whose automaton exceeds ``MAX_MEM`` bytes.
 
 A model trained before this rule may hold such a pattern: it then never matches (a warning, once per
-pattern), never falls back to ``re``. ``finditer`` is what ``engine.compat`` puts in rasa_nlu's place.
+pattern), never falls back to ``re``. ``finditer`` is what ``rasa_compat`` puts in rasa_nlu's place.
 Known differences of RE2 (docs/reliability.md): ``\\w``, ``\\d``, ``\\s`` and ``\\b`` are ASCII-only, ``$``
 does not match before a final newline.
 """

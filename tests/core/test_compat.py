@@ -1,4 +1,4 @@
-"""The rasa_nlu compatibility shims (nlu_ci.engine.compat) on today's scikit-learn."""
+"""The rasa_nlu compatibility shims (nlu_ci.rasa_compat) on today's scikit-learn."""
 from __future__ import annotations
 
 import subprocess
@@ -43,7 +43,7 @@ def _noisy_fits():
 
 
 def test_only_the_known_noise_is_filtered():
-    from nlu_ci.engine import compat
+    from nlu_ci import rasa_compat as compat
 
     with warnings.catch_warnings(record=True) as raw:
         warnings.simplefilter("always")
@@ -59,7 +59,7 @@ def test_only_the_known_noise_is_filtered():
 
 
 def test_describe_reports_versions():
-    from nlu_ci.engine import compat
+    from nlu_ci import rasa_compat as compat
 
     d = compat.describe()
     assert d.rasa_nlu == "0.15.1" and d.shims_applied

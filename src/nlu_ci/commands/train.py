@@ -23,7 +23,7 @@ def main(settings, args: argparse.Namespace) -> Result:
     from nlu_ci.data import dataset
     from nlu_ci.engine.training import read_config
     from nlu_ci.engine.training import train as train_model
-    from nlu_ci.model_metadata import model_metadata
+    from nlu_ci.registry.metadata import model_metadata
 
     if settings.data is None:
         raise ConfigError("train: set --data / NLU_CI_DATA")

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
-from nlu_ci import safeio
+from nlu_ci import rasa_compat, safeio
 from nlu_ci.data import attach, cleaning, notes_of, readers, sources
 from nlu_ci.data import safety as datasafety
 from nlu_ci.data.text import MIN_EXAMPLES_PER_INTENT, normalise
 from nlu_ci.errors import DataError
 
+rasa_compat.apply()  # the shims before rasa_nlu is imported (below, lazily)
 log = logging.getLogger(__name__)
 
 DATA_SUFFIXES = sources.SUFFIXES

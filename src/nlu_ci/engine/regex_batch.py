@@ -4,7 +4,7 @@ The stock ``features_for_patterns`` walks every token once per pattern, reading 
 dict through ``Token.get``/``Token.set`` and comparing it with every match: with HWU64's 67 patterns that
 was half of a batched evaluation. Here each pattern's engine is looked up once, each token's dict is filled
 from one all-``False`` template (a C-level dict copy) and only patterns that matched compare offsets. The
-matches come from the same ``finditer`` rasa_nlu's module calls (``engine.compat`` puts
+matches come from the same ``finditer`` rasa_nlu's module calls (``rasa_compat`` puts
 ``nlu_ci.regexes.finditer`` there), the dicts get the same keys in the same order with the same values, and
 the text features are combined by the component's own method (tests/engine/test_eval_fast.py compares both
 paths). Repeated pattern names (last one wins, stock) take the stock code.

@@ -18,8 +18,9 @@ and what this module does about it:
 Not a shim but related: scikit-learn's grid search prints progress on stdout; ``engine.training``
 sends stdout to stderr while training so that ``--json`` output stays parseable.
 
-``apply()`` is idempotent and must run before rasa_nlu is imported; ``nlu_ci.engine`` calls it on
-import, so every code path that reaches rasa_nlu through nlu-ci gets it.
+``apply()`` is idempotent and must run before rasa_nlu is imported; ``nlu_ci.engine`` and ``nlu_ci.data.dataset``
+call it on import, so every code path that reaches rasa_nlu through nlu-ci gets it. A leaf (standard library
+only at import time) so that the data package need not sit above the engine.
 """
 from __future__ import annotations
 
