@@ -228,7 +228,7 @@ def test_must_pass_rejects_and_lists_failures_of_both_models():
 def test_bootstrap_run_applies_the_floor():
     cand, _, *_ = paired(b=30, c=0)
     assert gate.decide(cand, None).promote
-    d = gate.decide(cand, None, replace(DEFAULT, min_intent_f1=0.95))
+    d = gate.decide(cand, None, DEFAULT.with_check_value("min_intent_f1", 0.95))
     assert not d.promote and d.failed_checks[0].name == "min_intent_f1"
     assert {c.name for c in d.checks if not c.enabled} >= {"non_inferiority", "significance", "bootstrap_ci",
                                                              "per_intent"}
@@ -270,7 +270,7 @@ def test_decision_serialises_and_formats_as_a_table():
     assert any(line.startswith("non_inferiority") and " FAIL " in line for line in table)
     assert any(line.startswith("bootstrap_ci") and " info " in line for line in table)
     assert table[-1].startswith("decision: keep the active model")
-    first = gate.decide(act, None, replace(DEFAULT, min_intent_f1=0.99))  # nothing active: nothing to keep
+    first = gate.decide(act, None, DEFAULT.with_check_value("min_intent_f1", 0.99))  # nothing active: nothing to keep
     assert not first.promote and first.verdict == "do not promote (no active model to keep)"
     assert gate.format_checks(first).splitlines()[-1].startswith("decision: do not promote (no active model to keep)")
 

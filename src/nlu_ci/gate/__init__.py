@@ -14,62 +14,14 @@ same test set, in the same order. Without them (a platform evaluation has no ``u
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
-from nlu_ci.gate import stats
+from nlu_ci.gate import registered, stats
 from nlu_ci.gate.policy import DEFAULT, Policy
+from nlu_ci.gate.result import EPS, Check, Decision, na
 
-EPS = 1e-12  # float slack for ">= threshold" comparisons of F1 differences
-
-
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    detail: str
-    values: dict[str, Any] = field(default_factory=dict)
-    enabled: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Decision:
-    promote: bool
-    checks: list[Check]
-    reason: str
-    policy: str | None = None  # where the policy came from: "built-in" or the policy file
-    has_active: bool = True  # False: there was no active model to keep
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"promote": self.promote, "reason": self.reason, "checks": [c.to_dict() for c in self.checks],
-               "verdict": self.verdict}
-        if self.policy is not None:
-            out["policy"] = self.policy
-        return out
-
-    @property
-    def verdict(self) -> str:
-        """What happens, in words: never "keep the active model" when there is none."""
-        if self.promote:
-            return "promote"
-        return "keep the active model" if self.has_active else "do not promote (no active model to keep)"
-
-    @property
-    def failed_checks(self) -> list[Check]:
-        return [c for c in self.checks if c.enabled and not c.passed]
-
-    def check(self, name: str) -> Check:
-        for c in self.checks:
-            if c.name == name:
-                return c
-        raise KeyError(name)
-
-
-def _na(name: str, why: str, **values: Any) -> Check:
-    return Check(name, True, f"not applicable: {why}", dict(values), enabled=False)
+_na = na
+__all__ = ["EPS", "Check", "Decision", "Policy", "decide", "format_checks", "with_check", "with_hold"]
 
 
 # ------------------------------------------------------------------------------------------ pairing
@@ -93,16 +45,6 @@ def _pairs(candidate, active) -> tuple[list[tuple[dict, dict]] | None, str]:
 
 
 # ------------------------------------------------------------------------------------------ checks
-
-def check_min_intent_f1(candidate, policy: Policy) -> Check:
-    floor = policy.min_intent_f1
-    if floor is None:
-        return _na("min_intent_f1", "switched off", candidate=candidate.intent_f1)
-    passed = candidate.intent_f1 >= floor - EPS
-    return Check("min_intent_f1", passed,
-                 f"intent F1 {candidate.intent_f1:.4f} {'>=' if passed else '<'} floor {floor:.4f}",
-                 {"candidate": candidate.intent_f1, "threshold": floor})
-
 
 def _improvement_rule(policy: Policy) -> tuple[str, float, str] | None:
     """(check name, threshold on the gain, how it reads) or None when switched off."""
@@ -333,7 +275,7 @@ def decide(candidate, active, policy: Policy | None = None, *, predict_candidate
     policy = DEFAULT if policy is None else policy
     pairs, why = _pairs(candidate, active)
     checks = [
-        check_min_intent_f1(candidate, policy),
+        *(module.check(candidate, active, policy.checks[module.KEY]) for module in registered.CHECKS),
         check_improvement(candidate, active, policy),
         check_significance(pairs, why, policy),
         check_bootstrap(pairs, why, policy),

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from nlu_ci.errors import ConfigError
+from nlu_ci.gate import registered
 from nlu_ci.yamlfile import read_yaml
 
 DIRECTIONS = ("better", "not_worse", "off")
@@ -75,9 +76,13 @@ class MustPass:
         return out
 
 
+def _registered_defaults() -> dict[str, Any]:
+    return {module.KEY: module.DEFAULT for module in registered.CHECKS}
+
+
 @dataclass(frozen=True)
 class Policy:
-    min_intent_f1: float | None = 0.0
+    checks: dict[str, Any] = field(default_factory=_registered_defaults)  # the keys of gate/registered.py's checks
     min_improvement: float | None = None  # the strict rule ("F1 must go up"): min_improvement 0.0, margin None
     non_inferiority_margin: float | None = 0.01  # the default rule (docs/policy.md, "Why non-inferiority")
     significance: Significance = field(default_factory=Significance)
@@ -92,9 +97,20 @@ class Policy:
     source: str = "built-in"
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {**self.checks, **asdict(self)}  # a registered check's key at the top level, as policy.yml spells it
+        del out["checks"]
         out["must_pass"] = len(self.must_pass)
         return out
+
+    @property
+    def min_intent_f1(self) -> float | None:
+        return self.checks.get("min_intent_f1")
+
+    def with_check_value(self, key: str, value: Any) -> Policy:
+        """This policy with a registered check's value replaced (tests, callers that tune one key)."""
+        if key not in self.checks:
+            raise KeyError(key)
+        return replace(self, checks={**self.checks, key: value})
 
     def rule(self) -> str:
         """The comparison rule in a few words (for ``nlu-ci status``)."""
@@ -131,7 +147,7 @@ DEFAULT = Policy()
 
 # key -> (kind, description used in messages)
 _TOP = {
-    "min_intent_f1": "fraction", "min_improvement": "fraction", "non_inferiority_margin": "fraction",
+    **{module.KEY: module.KIND for module in registered.CHECKS}, "min_improvement": "fraction", "non_inferiority_margin": "fraction",
     "significance": "section", "bootstrap": "section", "per_intent_max_drop": "fraction",
     "min_support": "count", "entity_f1": "section", "must_pass": "path",
     "max_live_disagreement": "fraction", "fallback": "section", "fallback_threshold": "fraction",
@@ -189,6 +205,14 @@ def _integer(where: str, key: str, value: Any, low: int, high: int) -> int:
 
 def _optional_fraction(where: str, key: str, value: Any) -> float | None:
     return None if _off(value) else _number(where, key, value, 0.0, 1.0)
+
+
+def _count(where: str, key: str, value: Any) -> int | None:
+    return None if _off(value) else _integer(where, key, value, 0, 10**9)
+
+
+# how a registered check's key is read (gate/registered.py): kind -> (where, key, value) -> value
+_KINDS = {"fraction": _optional_fraction, "count": _count}
 
 
 def _section(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> dict | None:
@@ -343,7 +367,7 @@ def parse_policy(raw: Any, where: str, base_dir: Path | None = None) -> Policy:
         must_pass = load_must_pass(mp_path, where=f"{where}: must_pass: {mp_path}")
         must_pass_file = str(mp_path)
     return Policy(
-        min_intent_f1=_optional_fraction(where, "min_intent_f1", raw.get("min_intent_f1", DEFAULT.min_intent_f1)),
+        checks={m.KEY: _KINDS[m.KIND](where, m.KEY, raw.get(m.KEY, m.DEFAULT)) for m in registered.CHECKS},
         min_improvement=improvement,
         non_inferiority_margin=margin,
         significance=_significance(where, raw.get("significance", {})),
