@@ -13,6 +13,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 
 from nlu_ci import gate
+from nlu_ci.gate import registered
 from nlu_ci.evaluation import EvaluationResult, evaluate
 from nlu_ci.gate.policy import DEFAULT, Bootstrap, EntityF1, MustPass, Significance
 
@@ -261,8 +262,9 @@ def test_decision_serialises_and_formats_as_a_table():
     data = json.loads(json.dumps(d.to_dict()))
     assert data["policy"] == "built-in" and data["verdict"] == "keep the active model"
     assert data["promote"] is False and {c["name"] for c in data["checks"]} == {
-        "min_intent_f1", "non_inferiority", "significance", "bootstrap_ci", "per_intent", "entity_f1_min",
-        "entity_f1_drop", "must_pass"}
+        "non_inferiority", "significance", "bootstrap_ci", "per_intent", "entity_f1_min",
+        "entity_f1_drop", "must_pass"} | {module.KEY for module in registered.CHECKS}
+    assert "min_intent_f1" in {module.KEY for module in registered.CHECKS}
     for c in data["checks"]:
         assert set(c) == {"name", "passed", "detail", "values", "enabled"} and "\n" not in c["detail"]
     table = gate.format_checks(d).splitlines()
