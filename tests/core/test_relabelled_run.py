@@ -14,7 +14,10 @@ from support import growth
 from support.data import CONFIG, cli_env, run_cli
 from support.rasa3_project import RELABEL_FROM, RELABEL_TO, day_steps, relabelled
 
+from markupsafe import escape
+
 from nlu_ci import held_out
+from nlu_ci.report import document
 
 pytestmark = pytest.mark.skipif(not growth.available(), reason="HWU64 is not in /work/shared/datasets")
 
@@ -87,6 +90,9 @@ def test_a_merge_relabelling_half_an_intent_is_judged_by_the_active_labels_and_r
     assert rep["outcome"] == "rejected", rep["decision"]["reason"]
     assert active(day["models"]) == b["candidate"]["model"]
     assert any(f"--accept-relabels {diff['digest']}" in w for w in rep["warnings"]), rep["warnings"]
+    page = Path(rep["review_page"]["path"]).read_text()  # the review page lists them, held out or not
+    assert 'id="relabelled"' in page and all(str(escape(t)) in page for t in day["texts"])
+    assert f"relabels  {len(day['texts'])} examples relabelled ({len(held)} held out" in document.summary(rep)
 
 
 def test_accepting_exactly_those_relabels_ships_the_label_fix(day):
