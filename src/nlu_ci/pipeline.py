@@ -160,12 +160,13 @@ def judge_labels(job: Job, inputs: Inputs) -> held_out.Guarded | None:
     ``check --base-data``, whose held-out set is the base's already."""
     if job.settings.base_data or not inputs.active:
         return None
-    path = job.store.path(inputs.active)
-    ref = held_out.reference(inputs.active, path if path.is_dir() else None)
-    if ref is None:
-        return None
-    guarded = held_out.guard(ref, [dataset.example_dict(m) for m in inputs.data.training_examples],
-                             inputs.split.test, job.settings.accept_relabels)
+    with job.stage("labels"):
+        path = job.store.path(inputs.active)
+        ref = held_out.reference(inputs.active, path if path.is_dir() else None)
+        if ref is None:
+            return None
+        guarded = held_out.guard(ref, [dataset.example_dict(m) for m in inputs.data.training_examples],
+                                 inputs.split.test, job.settings.accept_relabels)
     job.report["data_diff"] = guarded.section
     line = held_out.warning(guarded.section)
     if line:
