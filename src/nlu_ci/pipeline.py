@@ -161,8 +161,8 @@ def judge_labels(job: Job, inputs: Inputs) -> held_out.Guarded | None:
     if job.settings.base_data or not inputs.active:
         return None
     with job.stage("labels"):
-        path = job.store.path(inputs.active)
-        ref = held_out.reference(inputs.active, path if path.is_dir() else None)
+        path = job.store.path(inputs.active)  # read only from a model folder that matches its checksums
+        ref = held_out.reference(inputs.active, path if path.is_dir() and not job.store.verify(inputs.active) else None)
         if ref is None:
             return None
         guarded = held_out.guard(ref, [dataset.example_dict(m) for m in inputs.data.training_examples],

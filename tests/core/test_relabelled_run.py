@@ -134,3 +134,16 @@ def test_guard_keeps_the_reference_label_unless_the_digest_is_accepted():
     assert ok.test == [today[0]] and ok.section["accepted"] is True
     short = held_out.guard(ref, today, [today[0]], accept=g.section["digest"][:14])  # too short to name relabels
     assert short.section["accepted"] is False and short.test[0]["intent"] == "transport_taxi"
+
+
+def test_a_pull_request_check_judges_relabels_the_same_and_cannot_accept_them(day):
+    """`nlu-ci check` without --base-data: the pipeline's own data_diff (the active model's recorded labels), and
+    NLU_CI_ACCEPT_RELABELS from the environment is ignored: exit 3, nothing accepted."""
+    digest = day["reps"]["noisy"]["data_diff"]["digest"]
+    models = from_b(day, "check")
+    r = run_cli(["check", "--data", str(day["files"]["noisy"]), "--config", str(CONFIG), "--json"],
+                cli_env(models, NLU_CI_ACCEPT_RELABELS=digest))
+    assert r.code == 3, r.output
+    diff = r.json["data_diff"]
+    assert diff["accepted"] is False and diff["held_out_relabelled"] >= 1 and diff["relabelled"] == len(day["texts"])
+    assert diff["judged_by"] == "the active model's labels", diff
