@@ -338,10 +338,12 @@ def test_a_rollback_to_a_holds_against_b_data(day):
     if day.get("merged"):
         git("revert", "--no-edit", "-m", "1", "HEAD", cwd=repo.work)  # main's data is B's again
         git("push", "--quiet", "origin", "main", cwd=repo.work)
-    if active(day) != day["b"]:  # an earlier step left another model serving: B first (rollback MODEL)
+    args = ["rollback"]  # README's recipe: the previous model (A, when B was promoted after it)
+    if active(day) != day["b"]:  # an earlier step left another model serving: B first, then A by name
         again = day["kubelet"].run_job("nlu-ci", job_name="nlu-ci-rollback-0", timeout=300, args=["rollback", day["b"]])
         assert again.exit_code == 0 and active(day) == day["b"], again.stderr[-3000:]
-    rollback = day["kubelet"].run_job("nlu-ci", job_name="nlu-ci-rollback-1", timeout=300, args=["rollback"])
+        args = ["rollback", day["a"]]
+    rollback = day["kubelet"].run_job("nlu-ci", job_name="nlu-ci-rollback-1", timeout=300, args=args)
     assert rollback.exit_code == 0, rollback.stderr[-3000:]
     assert active(day) == day["a"]
     served_by(day, day["a"], within=pull_interval(day) + 2 + 5)
