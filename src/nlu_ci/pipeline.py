@@ -1,4 +1,4 @@
-"""The nightly job: load → skip if unchanged → train → evaluate → decide → record, under the run's lock.
+"""The nightly job: load → skip if unchanged → labels → train → evaluate → decide → record, under the run's lock.
 
 This module knows the order and the outcomes; each stage lives in its own module and returns what it found,
 which ``run`` puts into the typed run report (``report.model.RunReport``; JSON keys in docs/architecture.md).
