@@ -1,4 +1,4 @@
-"""The nightly job: load → skip if unchanged → train → evaluate → decide → record, under the run's lock.
+"""The nightly job: load → skip if unchanged → labels → train → evaluate → decide → record, under the run's lock.
 
 This module knows the order and the outcomes; each stage lives in its own module and returns what it found,
 which ``run`` puts into the typed run report (``report.model.RunReport``; JSON keys in docs/architecture.md).
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nlu_ci import gate, kube
+from nlu_ci.check import held_out
 from nlu_ci.check.base_split import base_split, score_apart
 from nlu_ci.data import dataset
 from nlu_ci.data import out_of_scope as oos_file
@@ -47,6 +48,7 @@ def run(settings: Settings, *, pull_request: bool = False) -> RunReport:
         inputs = load(job)
         if skip_if_unchanged(job, inputs):
             return job.report
+        inputs.guarded = judge_labels(job, inputs)
         candidate = train_candidate(job, inputs)
         scored = evaluate(job, inputs, candidate)
         decision = decide(job, inputs, candidate, scored)
@@ -77,6 +79,12 @@ class Inputs:
     active: str | None
     active_meta: dict | None
     out_of_scope: list[str] | None = None  # --out-of-scope: messages that must fall back
+    guarded: held_out.Guarded | None = None  # relabels against the active model's data (``judge_labels``)
+
+    @property
+    def test(self) -> list[dict]:
+        """The gate's held-out examples: labelled as the active model was judged when a text was relabelled."""
+        return self.guarded.test if self.guarded is not None else self.split.test
 
 
 @dataclass
@@ -147,6 +155,26 @@ def skip_if_unchanged(job: Job, inputs: Inputs) -> bool:
     return False
 
 
+def judge_labels(job: Job, inputs: Inputs) -> held_out.Guarded | None:
+    """Today's data against the active model's (``check/held_out.py``): relabelled held-out examples keep the active
+    model's label in the gate unless ``--accept-relabels`` names them; ``data_diff`` in the report. Not in
+    ``check --base-data``, whose held-out set is the base's already."""
+    if job.settings.base_data or not inputs.active:
+        return None
+    with job.stage("labels"):
+        path = job.store.path(inputs.active)  # read only from a model folder that matches its checksums
+        ref = held_out.reference(inputs.active, path if path.is_dir() and not job.store.verify(inputs.active) else None)
+        if ref is None:
+            return None
+        guarded = held_out.guard(ref, [dataset.example_dict(m) for m in inputs.data.training_examples],
+                                 inputs.split.test, job.settings.accept_relabels)
+    job.report["data_diff"] = guarded.section
+    line = held_out.warning(guarded.section)
+    if line:
+        job.report.warn(line, log)
+    return guarded
+
+
 def train_candidate(job: Job, inputs: Inputs) -> Candidate:
     name = job.store.new_model_name(job.started)
     staged = job.store.staging_dir(name)
@@ -155,6 +183,7 @@ def train_candidate(job: Job, inputs: Inputs) -> Candidate:
         t0 = time.perf_counter()
         train(config.path, inputs.split.train, staged, config.parsed)
         seconds = time.perf_counter() - t0
+        held_out.write(staged, inputs.split.test)  # the data's held-out labels, judged by the next runs
     if job.registry.uploads_candidates:
         with job.stage("upload"):
             job.registry.upload(staged, name, inputs.active, job.report, job.tmp)
@@ -189,8 +218,11 @@ def evaluate(job: Job, inputs: Inputs, candidate: Candidate) -> Evaluated:
     """Both models on the same held-out examples; their scores and per-utterance predictions into the report."""
     report, store, active = job.report, job.store, inputs.active
     with job.stage("evaluate"):
-        scored = job.registry.evaluate(candidate.model, candidate.name, active, inputs.split.test, report)
+        scored = job.registry.evaluate(candidate.model, candidate.name, active, inputs.test, report)
         score_apart(inputs.split, candidate.model, scored.active_model, report)  # check: the branch's new examples
+        if inputs.guarded is not None and inputs.guarded.apart:  # relabelled held-out examples, their new labels
+            inputs.guarded.section["held_out"] = held_out_scores(inputs.guarded.apart, candidate.model,
+                                                                 scored.active_model)
     report.candidate = ModelScores.from_result(candidate.name, store.dir / candidate.name, scored.candidate,
                                                config=str(candidate.config.path))
     if scored.active is not None:
@@ -251,6 +283,16 @@ def record(job: Job, inputs: Inputs, candidate: Candidate, decision: gate.Decisi
 
 
 # ---------------------------------------------------------------- helpers of the stages
+
+def held_out_scores(examples: list[dict], candidate: Model, active: Model | None) -> dict:
+    """Both models on the relabelled held-out examples with their NEW labels: information, not the gate's."""
+    out = {"examples": len(examples), "labels": "new"}
+    for role, model in (("candidate", candidate), ("active", active)):
+        if model is not None:
+            result = model.evaluate(examples)
+            out[role] = {"intent_accuracy": result.intent_accuracy, "intent_f1": result.intent_f1}
+    return out
+
 
 def _metadata(job: Job, inputs: Inputs, candidate: Candidate, decision: gate.Decision) -> dict:
     config = candidate.config

@@ -51,6 +51,10 @@ OPTIONS: list[Option] = [
     Option("report", "NLU_CI_REPORT", None, "also write the JSON run report to this path", "path"),
     Option("keep_models", "NLU_CI_KEEP_MODELS", 10, "keep the newest N models (never the active or previous one)", "int"),
     Option("dry_run", "NLU_CI_DRY_RUN", False, "train and evaluate, never promote", "bool"),
+    Option("accept_relabels", "NLU_CI_ACCEPT_RELABELS", None,
+           "run: judge the relabelled held-out examples by the data's new labels, when this is the digest (or its "
+           "first 15+ characters) of exactly those relabels, as a rejected run's data_diff.digest names them "
+           "(default: judged by the active model's labels; README 'Relabelled examples')"),
     Option("output", "NLU_CI_OUTPUT", "text", "what to print on stdout", "choice", ("text", "json")),
     Option("log_level", "NLU_CI_LOG_LEVEL", "INFO", "log level", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Option("log_format", "NLU_CI_LOG_FORMAT", "text", "log line format on stderr", "choice", ("text", "json")),

@@ -69,3 +69,30 @@ def test_a_real_runs_keys_are_the_documented_ones(tmp_path):
     assert set(report["decision"]) <= keys["decision"] and {"promote", "reason", "checks"} <= set(report["decision"])
     assert {k for c in report["decision"]["checks"] for k in c} == {"name", "passed", "detail", "values", "enabled"}
     assert set(report["metrics"]) == keys["metrics"] and set(report["review_page"]) == keys["review_page"]
+
+
+def test_a_run_with_relabelled_examples_has_the_documented_data_diff_keys(tmp_path):
+    """The second run relabels one held-out and one training example of the sample and names other relabels with
+    --accept-relabels: every documented key of data_diff is there, none else."""
+    from support.data import held_out, load_sample, write_data
+
+    (tmp_path / "fast.yml").write_text(FAST_CONFIG)
+    env = cli_env(tmp_path / "models", NLU_CI_CONFIG=str(tmp_path / "fast.yml"))
+    assert run_cli(["run", "--data", str(SAMPLE), "--json"], env).json["outcome"] == "promoted"
+    examples = load_sample()["rasa_nlu_data"]["common_examples"]
+    test_texts = {e["text"] for e in held_out(examples)}
+    intents = sorted({e["intent"] for e in examples})
+    held = next(i for i, e in enumerate(examples) if e["text"] in test_texts)
+    trained = next(i for i, e in enumerate(examples) if e["text"] not in test_texts)
+    for i in (held, trained):
+        examples[i] = dict(examples[i], intent=next(x for x in intents if x != examples[i]["intent"]), entities=[])
+    data = write_data(tmp_path / "relabelled.json", examples)
+    run = run_cli(["run", "--data", str(data), "--json", "--dry-run", "--accept-relabels", "sha256:" + "0" * 12], env)
+    assert run.code == 0, run.output
+    keys, conditional = documented()
+    assert "data_diff" in conditional
+    diff = run.json["data_diff"]
+    assert diff["relabelled"] == 2 and diff["held_out_relabelled"] == 1, diff
+    assert set(diff) == keys["data_diff"]
+    assert set(diff["relabelled_examples"][0]) == {"text", "old_intent", "new_intent", "relabelled", "held_out"}
+    assert set(diff["held_out"]) == {"examples", "labels", "candidate", "active"}

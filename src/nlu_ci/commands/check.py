@@ -72,7 +72,7 @@ def main(settings, args: argparse.Namespace) -> Result:
 
     from nlu_ci import pipeline
 
-    settings = dataclasses.replace(settings, dry_run=True)  # never stores or promotes (so never restarts)
+    settings = dataclasses.replace(settings, dry_run=True, accept_relabels=None)  # never stores or promotes (so never restarts)
     report = judge.run(settings, functools.partial(pipeline.run, pull_request=True))  # base data, base policy, pulled model, data diff (check/judge.py)
     report.setdefault("check", {})["exit_code"] = exit_code(report)
     markdown = summary_markdown.render(report) + check_summary.render(report)

@@ -18,4 +18,4 @@ MESSAGES = ["messages", "messages_url_file", "messages_limit", "messages_max_age
 LIVE = MESSAGES + ["live_messages"]  # run and check: the live agreement (messages/live.py)
 RUN_CORE = RUN_CORE + LIVE
 RUN_CORE += ["keep_reports", "max_intents"]  # -- hostile inputs and a full volume (docs/reliability.md)
-RUN = RUN_CORE + channels.option_names()  # + every channel's options
+RUN = RUN_CORE + ["accept_relabels"] + channels.option_names()  # + every channel's options

@@ -26,6 +26,10 @@ def summary(report: RunReport) -> str:
             lines.append(f"  {role:<9} {m.model}: intent F1 {fmt(m.intent_f1, missing='-')}, "
                          f"accuracy {fmt(m.intent_accuracy, missing='-')}, entity F1 {fmt(m.entity_f1, missing='-')}")
     lines += fallback_lines(report)
+    diff = report.section("data_diff")
+    if diff.get("relabelled"):
+        lines.append(f"  relabels  {diff['relabelled']} examples relabelled ({diff.get('held_out_relabelled', 0)} held out, "
+                     f"judged by {diff.get('judged_by')}){'' if diff.get('accepted') else '; ship them: --accept-relabels ' + str(diff.get('digest'))}")
     decision = report.decision
     if decision is not None:
         verdict = decision.extra.get("verdict") or ("promote" if decision.promote else "keep active")

@@ -96,6 +96,7 @@ def context(report: RunReport | Mapping[str, Any], rows: list[dict]) -> dict[str
         "warnings": [redact(w) for w in report.warnings],
         "predictions_file": Path(predictions).name if predictions else None,
         "live": _mapping(report.sections.get("live")),  # with --messages only (docs/inbox.md); never in Slack
+        "data_diff": _mapping(report.sections.get("data_diff")),  # relabels against the active model (check/held_out.py)
     }
 
 
