@@ -38,8 +38,7 @@ def _index(args, environ) -> int:
 
 
 def main(settings, args: argparse.Namespace) -> Result:
-    from nlu_ci.data import dataset
-    from nlu_ci.data import git_source
+    from nlu_ci.data import dataset, git_source
     from nlu_ci.pipeline import read_configs, split_data
     from nlu_ci.search import cv
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nlu_ci import cpus
 from nlu_ci.engine import child
-from nlu_ci.errors import RuntimeFailure
+from nlu_ci.errors import ConfigError, RuntimeFailure
 from nlu_ci.search import folds
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ TIE_BREAK = ("highest mean intent F1 (9 decimals), then highest mean entity F1, 
 
 
 def task_of(index: int, k: int, n_configs: int) -> tuple[int, int]:
-    """(config, fold) of task ``index``; a ``RuntimeFailure`` for an index outside 0..K*configs-1."""
+    """(config, fold) of task ``index``; a ``ConfigError`` for an index outside 0..K*configs-1."""
     if not 0 <= index < k * n_configs:
-        raise RuntimeFailure(f"cv task index {index} is outside 0..{k * n_configs - 1} "
+        raise ConfigError(f"cv task index {index} is outside 0..{k * n_configs - 1} "
                              f"({n_configs} configs x {k} folds)")
     return divmod(index, k)
 
