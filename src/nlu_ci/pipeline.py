@@ -31,8 +31,8 @@ from nlu_ci.model_metadata import model_metadata
 from nlu_ci.registry import holds, records
 from nlu_ci.registry.base import Evaluated
 from nlu_ci.registry.store import iso, now_utc
-from nlu_ci.search import run as cv_search
 from nlu_ci.report.model import DataInfo, DecisionRecord, ModelScores, RunReport
+from nlu_ci.search import run as cv_search
 from nlu_ci.settings import Settings
 
 log = logging.getLogger(__name__)

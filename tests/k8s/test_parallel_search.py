@@ -15,11 +15,10 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv
 
+from core.test_cv_search import KEYWORD, LINEAR, small_hwu64
 from support.data import cli_env, run_cli
 from support.git_server import Repo
 from support.kube_fake import FakeApiServer
-
-from core.test_cv_search import KEYWORD, LINEAR, small_hwu64
 
 from .conftest import NS
 from .manifests import find, one, pod_spec, supported_versions

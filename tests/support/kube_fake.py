@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qs
 import secrets
 import socket
 import ssl
@@ -41,6 +40,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from support.http import LoopbackServer
 from support.kube_jobs import JobsApi
