@@ -103,7 +103,7 @@ def context(report: RunReport | Mapping[str, Any], rows: list[dict]) -> dict[str
 def _cv_search(value) -> dict | None:
     """The ``cv_search`` section when it is whole enough to show (a stored report may be anything)."""
     value = _mapping(value)
-    if not value or not isinstance(value.get("configs"), list):
+    if not value or not isinstance(value.get("configs"), list) or not isinstance(value.get("folds"), int):
         return None
     rows = [c for c in value["configs"] if isinstance(c, Mapping) and isinstance(c.get("intent_f1"), Mapping)]
     return dict(value, configs=rows) if rows else None
