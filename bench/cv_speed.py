@@ -90,7 +90,9 @@ def markdown(result: dict) -> str:
         f"`--test-data`): {result['folds'] * len(VARIANTS)} fits of about 7,970 examples. One `nlu-ci run --dry-run` "
         "process per repeat, serial (`NLU_CI_WORKERS=1`) and parallel (`NLU_CI_WORKERS=2`) taking turns. "
         f"Measured {result['when']} on {result['machine']} ({result['cpus']} CPUs, shared with other work), "
-        f"{result['repeats']} repeats each; command: `{result['command']}`.", "",
+        f"{result['repeats']} repeat(s) each; command: `{result['command']}`"
+        + (" (the page made from the rows `make bench-cv` appends as each run ends; whole pairs only)"
+           if "--render" in result["command"] else "") + ".", "",
         "| | cv_search seconds: median (min-max) | whole run seconds: median (min-max) | load average 1 min (before/after, each run) |",
         "|---|---|---|---|",
     ]
@@ -148,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
                         out.write(json.dumps(row) + "\n")
                 print(f"{name} {r}: cv {row['cv_seconds']:.1f} s, run {row['total_seconds']:.1f} s, chosen "
                       f"{row['chosen']}, load {row['load_before']}/{row['load_after']}", file=sys.stderr)
-    result = {"folds": args.folds, "repeats": args.repeats, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    measured = time.gmtime(args.render.stat().st_mtime) if args.render else time.gmtime()
+    result = {"folds": args.folds, "repeats": args.repeats, "when": time.strftime("%Y-%m-%d %H:%M UTC", measured),
               "machine": platform.machine(), "cpus": os.cpu_count(),
-              "command": "make bench-cv (" + " ".join(["bench/cv_speed.py", *(argv or sys.argv[1:])]) + ")"}
+              "command": " ".join(["bench/cv_speed.py", *(argv or sys.argv[1:])])}
     for name, rows in runs.items():
         result[name] = {"runs": rows, "cv": spread([r["cv_seconds"] for r in rows]),
                         "total": spread([r["total_seconds"] for r in rows])}
