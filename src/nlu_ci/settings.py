@@ -55,7 +55,7 @@ OPTIONS: list[Option] = [
     Option("log_level", "NLU_CI_LOG_LEVEL", "INFO", "log level", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Option("log_format", "NLU_CI_LOG_FORMAT", "text", "log line format on stderr", "choice", ("text", "json")),
     Option("workers", "NLU_CI_WORKERS", 0,
-           "processes for parallel fits (calibration folds); 0: the container's CPU limit (cgroup)", "int"),
+           "processes for parallel fits (calibration folds, cv folds); 0: the container's CPU limit (cgroup)", "int"),
     # -- cross-validated config search (README "Choosing among configs"; search/)
     Option("cv_folds", "NLU_CI_CV_FOLDS", 0,
            "with several --config: choose by K-fold cross-validation on the training side (K >= 2; 0: one "
