@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,11 +81,18 @@ def test_the_job_the_run_makes_validates_and_takes_the_pods_image_and_generated_
     assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
 
 
-def kubelet(settings: dict, where: Path, fail_index: int | None = None):
+def kubelet(settings: dict, where: Path, fail_index: int | None = None, first=None):
     """Runs a fold pod's container as the manifest says: envFrom (the settings ConfigMap), env (valueFrom the
     pod's annotations), args after the image's entrypoint `nlu-ci` (here: the worktree's python -m nlu_ci.cli);
     the mounts it writes to are folders of ``where``; the termination message is the file's content."""
+    once = threading.Lock()
+
     def run(pod: dict, container: dict) -> tuple[int, bytes]:
+        nonlocal first
+        with once:
+            if first is not None:
+                first, todo = None, first
+                todo()  # e.g. a push to the data repository while the Job runs
         index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
         if fail_index is not None and int(index) == fail_index:
             return 1, b""
@@ -135,11 +143,11 @@ def cluster(tmp_path, apiserver, kubeconfig, monkeypatch):
     env = cli_env(tmp_path / "models", NLU_CI_KUBERNETES="on", KUBECONFIG=str(kubeconfig), JOB_NAME=JOB,
                   JOB_UID="job-uid-1", POD_NAME=f"{JOB}-x7k2p", POD_NAMESPACE=NS, POD_UID="p",
                   NLU_CI_CV_JOB_TEMPLATE=str(tmp_path / "cv-job.yaml"), **source)
-    return settings, env
+    return settings, env, repo
 
 
 def test_a_run_fans_the_folds_out_as_an_indexed_job_and_promotes_the_winner(cluster, apiserver, monkeypatch, tmp_path):
-    settings, env = cluster
+    settings, env, _repo = cluster
     monkeypatch.setattr(FakeApiServer, "run_container", staticmethod(kubelet(settings, tmp_path / "pods")))
     run = run_cli(["run", "--json"], env, timeout=600)
     assert run.code == 0 and run.json["outcome"] == "promoted", run.output
@@ -168,7 +176,7 @@ def test_a_run_fans_the_folds_out_as_an_indexed_job_and_promotes_the_winner(clus
 
 def test_an_index_failing_past_its_backoff_limit_fails_the_run_and_promotes_nothing(cluster, apiserver, monkeypatch,
                                                                                     tmp_path):
-    settings, env = cluster
+    settings, env, _repo = cluster
     monkeypatch.setattr(FakeApiServer, "run_container", staticmethod(kubelet(settings, tmp_path / "pods", 1)))
     run = run_cli(["run", "--json"], env, timeout=600)
     assert run.code == 1 and run.json["outcome"] == "failed", run.output
@@ -176,4 +184,15 @@ def test_an_index_failing_past_its_backoff_limit_fails_the_run_and_promotes_noth
     index1 = [p for p in apiserver.list("pods", NS) if p["metadata"].get("annotations", {}).get(
         "batch.kubernetes.io/job-completion-index") == "1"]
     assert len(index1) == 2  # backoffLimitPerIndex: 1 = one retry of that index alone
+    assert not (tmp_path / "models" / "default" / "ACTIVE").exists()
+
+
+def test_fold_pods_that_read_other_data_fail_the_run(cluster, apiserver, monkeypatch, tmp_path):
+    settings, env, repo = cluster
+    more = small_hwu64(tmp_path / "more.json", intents=5, per_intent=14)  # pushed after the run fetched its data
+    monkeypatch.setattr(FakeApiServer, "run_container", staticmethod(kubelet(
+        settings, tmp_path / "pods", first=lambda: repo.commit({"data/nlu.json": more.read_text()}, "more data"))))
+    run = run_cli(["run", "--json"], env, timeout=600)
+    assert run.code == 1 and run.json["outcome"] == "failed", run.output
+    assert "trained on other data than this run" in run.json["error"]
     assert not (tmp_path / "models" / "default" / "ACTIVE").exists()
