@@ -100,7 +100,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {side['cv']['median']:.1f} ({side['cv']['min']:.1f}-{side['cv']['max']:.1f}) | "
                      f"{side['total']['median']:.1f} ({side['total']['min']:.1f}-{side['total']['max']:.1f}) | "
                      + ", ".join(f"{r['load_before']:.1f}/{r['load_after']:.1f}" for r in side["runs"]) + " |")
-    lines += ["", f"**parallel / serial (medians of cv_search seconds): {ratio:.2f}x** — target at most {TARGET}x: "
+    lines += ["", f"**parallel / serial (medians of cv_search seconds): {ratio:.3f}x** — target at most {TARGET}x: "
               f"{verdict}.", "",
               f"Same choice either way: **{'yes' if result['same_choice'] else 'NO'}** (chosen: "
               f"{', '.join(sorted(result['chosen']))}; fold scores digest "
@@ -116,6 +116,8 @@ def markdown(result: dict) -> str:
               "serially every fit (and each calibration fold) runs one after another. The machine's other work "
               "takes CPU from both sides: a load average above 2 on 2 CPUs means the parallel side had less than "
               "two cores to itself.", ""]
+    if result.get("note"):
+        lines += [result["note"], ""]
     return "\n".join(lines)
 
 
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--md", type=Path, default=None)
+    ap.add_argument("--note", default=None, help="a paragraph for the page (what was unusual about this run)")
     ap.add_argument("--rows", type=Path, default=None, help="append each run's row to this JSON-lines file as it ends")
     ap.add_argument("--render", type=Path, default=None,
                     help="measure nothing: the page from the rows of an earlier --rows file (whole pairs only)")
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         result[name] = {"runs": rows, "cv": spread([r["cv_seconds"] for r in rows]),
                         "total": spread([r["total_seconds"] for r in rows])}
     result["ratio"] = result["parallel"]["cv"]["median"] / result["serial"]["cv"]["median"]
+    result["note"] = args.note
     result["chosen"] = sorted({r["chosen"] for rows in runs.values() for r in rows})
     result["digests"] = sorted({r["scores_digest"] for rows in runs.values() for r in rows})
     result["same_choice"] = len(result["chosen"]) == 1 and len(result["digests"]) == 1
