@@ -121,6 +121,18 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _without_note(args: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--note":
+            skip = True
+        elif not a.startswith("--note="):
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HWU64_DIR", "/work/shared/datasets/hwu64")))
@@ -156,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     measured = time.gmtime(args.render.stat().st_mtime) if args.render else time.gmtime()
     result = {"folds": args.folds, "repeats": args.repeats, "when": time.strftime("%Y-%m-%d %H:%M UTC", measured),
               "machine": platform.machine(), "cpus": os.cpu_count(),
-              "command": " ".join(["bench/cv_speed.py", *(argv or sys.argv[1:])])}
+              "command": " ".join(["bench/cv_speed.py", *_without_note(argv or sys.argv[1:])])}
     for name, rows in runs.items():
         result[name] = {"runs": rows, "cv": spread([r["cv_seconds"] for r in rows]),
                         "total": spread([r["total_seconds"] for r in rows])}
