@@ -145,3 +145,21 @@ def test_k_with_one_config_trains_it_and_warns(files):
     assert run.code == 0 and run.json["outcome"] == "promoted", run.output
     assert "cv_search" not in run.json
     assert any("--cv-folds 3 with one --config" in w for w in run.json["warnings"])
+
+
+def test_an_intent_tie_goes_to_the_higher_entity_f1_and_a_config_without_entities_counts_lowest():
+    from types import SimpleNamespace
+
+    from nlu_ci.search import cv
+
+    configs = [SimpleNamespace(path=Path(n)) for n in ("a.yml", "b.yml", "c.yml")]
+    entity = {0: None, 1: 0.5, 2: 0.7}  # a: no entities; b and c: the same intent F1, c better on entities
+    rows = [{"config": ci, "fold": f, "intent_f1": 0.8 + f / 100, "entity_f1": entity[ci], "test_examples": 3,
+             "seconds": 0.1} for ci in range(3) for f in range(2)]
+    found = cv.section(configs, rows, 2, 1.0, 2, "processes")
+    assert found["chosen"] == "c.yml" and found["chosen_index"] == 2
+    assert found["configs"][0]["entity_f1"] is None
+    rows = [dict(r, entity_f1=None) for r in rows]
+    assert cv.section(configs, rows, 2, 1.0, 2, "processes")["chosen"] == "a.yml"  # all tied: the first listed
+    with pytest.raises(Exception, match="folds"):
+        cv.section(configs, rows[:-1], 2, 1.0, 2, "processes")  # a missing fold is never averaged away
