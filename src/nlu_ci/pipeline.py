@@ -33,6 +33,7 @@ from nlu_ci.registry import holds, records
 from nlu_ci.registry.base import Evaluated
 from nlu_ci.registry.store import iso, now_utc
 from nlu_ci.report.model import DataInfo, DecisionRecord, ModelScores, RunReport
+from nlu_ci.job.search import run as cv_search
 from nlu_ci.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,15 @@ def select_config(job: Job, inputs: Inputs) -> Config:
     and pick the best intent F1 (ties: the first listed). One config: nothing to do."""
     configs, settings = inputs.configs, job.settings
     if len(configs) == 1:
+        if settings.cv_folds:
+            job.report.warn(f"--cv-folds {settings.cv_folds} with one --config: nothing to choose, no "
+                            "cross-validation run", log)
         return configs[0]
+    if settings.cv_folds:  # K-fold cross-validation on the training side (search/; README "Choosing among configs")
+        with job.stage("cv_search"):
+            found = cv_search.run(job, configs, inputs.split.train)
+        job.report.sections["cv_search"] = found
+        return configs[found["chosen_index"]]
     inner = dataset.hash_split(inputs.split.train, settings.test_fraction, settings.split_salt + VALIDATION_SALT_SUFFIX,
                                "training data (validation split)")
     rows, best = [], None

@@ -59,7 +59,18 @@ OPTIONS: list[Option] = [
     Option("log_level", "NLU_CI_LOG_LEVEL", "INFO", "log level", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Option("log_format", "NLU_CI_LOG_FORMAT", "text", "log line format on stderr", "choice", ("text", "json")),
     Option("workers", "NLU_CI_WORKERS", 0,
-           "processes for parallel fits (calibration folds); 0: the container's CPU limit (cgroup)", "int"),
+           "processes for parallel fits (calibration folds, cv folds); 0: the container's CPU limit (cgroup)", "int"),
+    # -- cross-validated config search (README "Choosing among configs"; search/)
+    Option("cv_folds", "NLU_CI_CV_FOLDS", 0,
+           "with several --config: choose by K-fold cross-validation on the training side (K >= 2; 0: one "
+           "validation split)", "int"),
+    Option("cv_job_template", "NLU_CI_CV_JOB_TEMPLATE", None,
+           "run the cv folds as this Kubernetes Indexed Job (a Job manifest; k8s/components/parallel-search) "
+           "instead of processes on this pod", "path"),
+    Option("cv_job_timeout", "NLU_CI_CV_JOB_TIMEOUT", 3600.0, "seconds the Indexed Job of the cv search may take",
+           "float"),
+    Option("cv_result_file", "NLU_CI_CV_RESULT_FILE", None,
+           "cv-fold: also write the result JSON here (a pod's terminationMessagePath)", "path"),
     # -- HTTP (the platform, Slack, pulls; the platform's own options: registry/platform_registry.py)
     Option("http_timeout", "NLU_CI_HTTP_TIMEOUT", 10.0, "connect/read timeout of each HTTP request, seconds", "float"),
     Option("http_retries", "NLU_CI_HTTP_RETRIES", 5, "attempts for retryable HTTP failures", "int"),
@@ -184,6 +195,11 @@ class SettingsMethods:
             raise ConfigError(f"--max-repair-share / NLU_CI_MAX_REPAIR_SHARE: {self.max_repair_share} is not between 0 and 1")
         if self.keep_models < 2:
             raise ConfigError(f"--keep-models / NLU_CI_KEEP_MODELS: {self.keep_models} must be at least 2")
+        if self.cv_folds < 0 or self.cv_folds == 1:
+            raise ConfigError(f"--cv-folds / NLU_CI_CV_FOLDS: {self.cv_folds}: cross-validation needs at least 2 "
+                              "folds (0: off)")
+        if self.cv_job_timeout <= 0:
+            raise ConfigError("--cv-job-timeout / NLU_CI_CV_JOB_TIMEOUT: must be > 0")
         if self.keep_reports < 1 or self.max_intents < 2:
             raise ConfigError("--keep-reports must be at least 1 and --max-intents at least 2")
         if names.project_problem(self.project):

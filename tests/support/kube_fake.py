@@ -12,7 +12,8 @@ client talks to through a generated kubeconfig or the in-cluster loader. It impl
 * ``events.k8s.io/v1`` events: create (with ``generateName``) validated like the API server's
   ``ValidateEventCreate`` (eventTime, type, reportingController/action/reason qualified names, note
   length, regarding namespace); list.
-* ``v1`` pods: get. ``apps/v1`` deployments: get, and PATCH honouring the Content-Type (a strategic or
+* ``v1`` pods: get, list (``labelSelector``); ``batch/v1`` jobs: create (validated), get, and an Indexed
+  Job controller that runs each index's pod (``support/kube_jobs.py``). ``apps/v1`` deployments: get, and PATCH honouring the Content-Type (a strategic or
   merge patch is merged; a JSON patch must be a list).
 * bearer-token authentication (401), then, when ``rules`` are set, RBAC authorisation of every request
   (an injected fault included) against Role rules bound in one namespace (403 with the real message), so
@@ -39,8 +40,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from support.http import LoopbackServer
+from support.kube_jobs import JobsApi
 
 MICROTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
 QUALIFIED_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -53,6 +56,7 @@ ROUTES = [
     (re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?$"), "", "Pod", "pods"),
     (re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments(?:/([^/]+))?$"), "apps", "Deployment",
      "deployments"),
+    (re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$"), "batch", "Job", "jobs"),
 ]
 LEASE_SPEC_FIELDS = {"holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions",
                      "strategy", "preferredHolder"}
@@ -83,7 +87,7 @@ def _merge(target: dict, patch: dict) -> dict:
     return target
 
 
-class FakeApiServer(LoopbackServer):
+class FakeApiServer(JobsApi, LoopbackServer):
     def __init__(self, *, tls_dir: Path | None = None, token: str | None = None,
                  namespaces: tuple[str, ...] = ("nlu-ci", "default", "team-nlu", "other")):
         self.token = token or secrets.token_urlsafe(24)
@@ -198,13 +202,13 @@ class FakeApiServer(LoopbackServer):
             def _handle(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
                 record = {"method": method, "path": path, "content_type": self.headers.get("Content-Type"),
                           "user_agent": self.headers.get("User-Agent"),
                           "body": raw.decode("utf-8", "replace")}
                 server.requests.append(record)
                 try:
-                    code, body = server.dispatch(method, path, self.headers, raw)
+                    code, body = server.dispatch(method, path, self.headers, raw, query)
                 except ApiError as err:
                     code, body = err.code, err.status()
                 record["status"] = code
@@ -229,7 +233,7 @@ class FakeApiServer(LoopbackServer):
 
     # ----------------------------------------------------------------- routing
 
-    def dispatch(self, method: str, path: str, headers, raw: bytes) -> tuple[int, dict]:
+    def dispatch(self, method: str, path: str, headers, raw: bytes, query: str = "") -> tuple[int, dict]:
         scheme, _, token = (headers.get("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or token != self.token:
             raise ApiError(401, "Unauthorized", "Unauthorized")
@@ -260,6 +264,7 @@ class FakeApiServer(LoopbackServer):
         if handler is None:
             raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on {resource}")
         with self._lock:
+            self._query = {k: v[-1] for k, v in parse_qs(query).items()}  # labelSelector of a list
             return handler(namespace, name, body, headers)
 
     def _authorize(self, verb: str, group: str, resource: str, namespace: str, name: str | None) -> None:

@@ -6,6 +6,7 @@ Adding a command: one module and one line in ``COMMANDS`` (plus its name in the 
 from nlu_ci.commands import (  # one name a line: additions do not collide
     check,
     compare,
+    cv_fold,
     evaluate,
     inbox,
     release,
@@ -34,6 +35,7 @@ COMMANDS = [
     serve_models,
     serve,
     inbox,
+    cv_fold,
 ]
 
 __all__ = ["COMMANDS", "Result"]

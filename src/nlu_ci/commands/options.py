@@ -17,5 +17,6 @@ RUN_CORE = COMMON + REGISTRY + DATA + DATA_GIT + [
 MESSAGES = ["messages", "messages_url_file", "messages_limit", "messages_max_age_days", "mask_messages", "strict_messages"]
 LIVE = MESSAGES + ["live_messages"]  # run and check: the live agreement (messages/live.py)
 RUN_CORE = RUN_CORE + LIVE
+RUN_CORE += ["cv_folds", "workers", "cv_job_template", "cv_job_timeout"]  # -- cv config search (search/)
 RUN_CORE += ["keep_reports", "max_intents"]  # -- hostile inputs and a full volume (docs/reliability.md)
 RUN = RUN_CORE + ["accept_relabels"] + channels.option_names()  # + every channel's options

@@ -165,7 +165,8 @@ class ApiSession:
     def __repr__(self) -> str:
         return f"KubeSession(namespace={self.namespace!r}, identity={self.identity!r}, source={self.source!r})"
 
-    def _api(self, method: str, path: str, body: dict | None = None, content_type: str | None = None) -> dict:
+    def _api(self, method: str, path: str, body: dict | None = None, content_type: str | None = None,
+             query: list[tuple[str, str]] | None = None) -> dict:
         """One API call with the official client's transport, auth and TLS; JSON dicts in and out.
 
         The typed API methods would parse a body into pydantic models and re-serialise MicroTime
@@ -177,7 +178,7 @@ class ApiSession:
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
         params = self.api_client.param_serialize(method=method, resource_path=path, header_params=headers, body=body,
-                                                 auth_settings=["BearerToken"])
+                                                 auth_settings=["BearerToken"], query_params=query)
 
         client_error = _k8s()[2]
 

@@ -1,4 +1,4 @@
-"""Connect: one KubeSession (Lease, Events, restart) when the job should use the Kubernetes API, else None."""
+"""Connect: one KubeSession (Lease, Events, restart, Jobs) when the job should use the Kubernetes API, else None."""
 from __future__ import annotations
 
 import logging
@@ -10,13 +10,14 @@ from typing import Any
 from nlu_ci.errors import ConfigError
 from nlu_ci.kube.api import SERVICE_ACCOUNT_DIR, ApiSession, _k8s, in_cluster
 from nlu_ci.kube.events import EventsMixin
+from nlu_ci.kube.jobs import JobsMixin
 from nlu_ci.kube.lease import LeaseMixin
 from nlu_ci.kube.restart import RestartMixin, parse_deployment_ref
 
 log = logging.getLogger(__name__)
 
 
-class KubeSession(LeaseMixin, EventsMixin, RestartMixin, ApiSession):
+class KubeSession(LeaseMixin, EventsMixin, RestartMixin, JobsMixin, ApiSession):
     """One connection to the API server for one run. Create it with :func:`connect`."""
 
 

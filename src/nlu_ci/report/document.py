@@ -25,7 +25,7 @@ def summary(report: RunReport) -> str:
         if m is not None:
             lines.append(f"  {role:<9} {m.model}: intent F1 {fmt(m.intent_f1, missing='-')}, "
                          f"accuracy {fmt(m.intent_accuracy, missing='-')}, entity F1 {fmt(m.entity_f1, missing='-')}")
-    lines += fallback_lines(report)
+    lines += fallback_lines(report) + cv_lines(report)
     diff = report.section("data_diff")
     if diff.get("relabelled"):
         lines.append(f"  relabels  {diff['relabelled']} examples relabelled ({diff.get('held_out_relabelled', 0)} held out, "
@@ -65,3 +65,14 @@ def fallback_lines(report: RunReport) -> list[str]:
         lines.append(f"    {role:<9} answers {_share(m.get('coverage'))} (precision {fmt(m.get('precision'), 3, '-')}), "
                      f"{m.get('out_of_scope_answered')} out-of-scope answered; {there}")
     return lines
+
+
+def cv_lines(report: RunReport) -> list[str]:
+    """The ``cv_search`` section in one line: the choice and each config's mean intent F1 with its std."""
+    cv = report.sections.get("cv_search")
+    if not isinstance(cv, dict) or not cv.get("configs"):
+        return []
+    scores = "; ".join(f"{c.get('config')} {fmt(c['intent_f1'].get('mean'))} ± {fmt(c['intent_f1'].get('std'))}"
+                       for c in cv["configs"] if isinstance(c.get("intent_f1"), dict))
+    return [f"  cv search {cv.get('folds')} folds x {len(cv['configs'])} configs, {cv.get('seconds')} s on "
+            f"{cv.get('workers')} worker(s): chose {cv.get('chosen')} (intent F1 mean ± std: {scores})"]

@@ -97,7 +97,17 @@ def context(report: RunReport | Mapping[str, Any], rows: list[dict]) -> dict[str
         "predictions_file": Path(predictions).name if predictions else None,
         "live": _mapping(report.sections.get("live")),  # with --messages only (docs/inbox.md); never in Slack
         "data_diff": _mapping(report.sections.get("data_diff")),  # relabels against the active model (check/held_out.py)
+        "cv_search": _cv_search(report.sections.get("cv_search")),  # with --cv-folds and several --config
     }
+
+
+def _cv_search(value) -> dict | None:
+    """The ``cv_search`` section when it is whole enough to show (a stored report may be anything)."""
+    value = _mapping(value)
+    if not value or not isinstance(value.get("configs"), list) or not isinstance(value.get("folds"), int):
+        return None
+    rows = [c for c in value["configs"] if isinstance(c, Mapping) and isinstance(c.get("intent_f1"), Mapping)]
+    return dict(value, configs=rows) if rows else None
 
 
 def _mapping(value) -> dict | None:
