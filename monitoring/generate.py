@@ -166,10 +166,12 @@ def dashboard(no_promotion_days: int = NO_PROMOTION_DAYS, success_hours: int = S
                unit="short", min=0, custom=stepped, **line),
         _panel(43, "timeseries", "Live agreement: candidate vs active on production messages",
                "With --messages (docs/inbox.md): the share of the newest unique production messages on which the "
-               "candidate and the active model predict different intents, and how many were compared (no data "
-               "without --messages).", (0, 40, 24, 6),
+               "candidate and the active model predict different intents, how many were compared, and the inbox's "
+               "counts (messages read, already training examples, unique, left out, listed; no data without "
+               "--messages).", (0, 40, 24, 6),
                [_target(f"max by (project) (nlu_ci_live_disagreement{{{SEL}}})", "{{project}} disagreement"),
-                _target(f"max by (project) (nlu_ci_live_messages{{{SEL}}})", "{{project}} messages compared", "B")]),
+                _target(f"max by (project) (nlu_ci_live_messages{{{SEL}}})", "{{project}} messages compared", "B"),
+                _target(f"max by (project, kind) (nlu_ci_inbox_messages{{{SEL}}})", "{{project}} inbox {{kind}}", "C")]),
     ]
     panels += serving.panels(_panel, _target, _thresholds, y=46, first_id=13)
     for panel in panels:

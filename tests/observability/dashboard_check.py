@@ -131,8 +131,18 @@ def expected_panels(reports: list[dict], i: int, t: float, project: str) -> dict
         "Live agreement: candidate vs active on production messages": {
             "A": {_labels(project=project): float(live["disagreement"])}
             if isinstance(live.get("disagreement"), (int, float)) else {},
-            "B": {_labels(project=project): float(live["messages"])} if "messages" in live else {}},
+            "B": {_labels(project=project): float(live["messages"])} if "messages" in live else {},
+            "C": _inbox_counts(live, project)},
     }
+
+
+def _inbox_counts(live: dict, project: str) -> Series:
+    """The inbox counts a run with --messages exports, from its report's live section."""
+    inbox = live.get("inbox") or {}
+    counts = {"read": live.get("read"), "training_examples": inbox.get("training_examples"),
+              "unique": inbox.get("unique"), "left_out": inbox.get("left_out"),
+              "listed": len(inbox["entries"]) if isinstance(inbox.get("entries"), list) else None}
+    return {_labels(project=project, kind=k): float(v) for k, v in counts.items() if isinstance(v, (int, float))}
 
 
 def query_target(prom, expr: str, project: str, at: float) -> Series:
