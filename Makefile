@@ -11,7 +11,7 @@ IMAGE ?= nlu-ci:$(VERSION)
 OVERLAY ?= k8s
 NAMESPACE ?= nlu-ci
 
-.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval
+.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval bench-memory
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,7 @@ bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1
 	$(MAKE) --no-print-directory bench-entities
 	$(MAKE) --no-print-directory bench-serving
 	$(MAKE) --no-print-directory bench-eval
+	$(MAKE) --no-print-directory bench-memory
 
 bench-again: install  ## measure the rows of docs/bench that took under 300 s again (same code) and add the comparison to the page (~20 min)
 	$(PY) bench/run_bench.py --again docs/bench $(BENCH_ARGS)
@@ -53,6 +54,9 @@ bench-entities: install  ## entity confidence before/after calibration on HWU64 
 
 bench-eval: install  ## evaluation utt/s on HWU64, with entities vs intents only, old vs new path (~2 min); docs/bench/evaluation.md
 	$(PY) bench/eval_speed.py --md docs/bench/evaluation.md
+
+bench-memory: install  ## peak memory of the whole `nlu-ci run` tree at 9,960 and 100k, SIGTERM-to-exit at 100k with a Pushgateway (~15 min); docs/bench/memory.md
+	$(PY) bench/memory.py $(BENCH_MEMORY_ARGS)
 
 bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)
 	$(PY) tests/serving/bench_swap.py --out-dir docs/bench $(BENCH_SERVING_ARGS)
