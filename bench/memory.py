@@ -151,7 +151,8 @@ def render(doc: dict) -> str:
                          f"{_mb(r.get('peak_pss_mb'))} | {_mb(r.get('peak_rss_sum_mb'))} | {r.get('max_processes')} | "
                          f"{_f(r.get('wall_s'), '.0f')} | {r.get('outcome') or r.get('error', '–')} | "
                          f"{_f(r.get('intent_f1'))} | {_f(r.get('entity_f1'))} |")
-    lines.append("")
+    lines += ["", "Wall seconds are elapsed time under this shared machine's load at the time (other work ran beside "
+              "it), not a speed figure: docs/bench/results.md times the job.", ""]
     after = doc.get("after") or {}
     big = next((r for r in after.get("runs", []) if r["train_examples"] == 100_000), None)
     if big and big.get("peak_pss_mb"):
