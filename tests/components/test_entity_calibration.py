@@ -104,3 +104,32 @@ def test_calibration_none_keeps_the_raw_score(sample_split, tmp_path):
     assert component["calibrator"] == {"method": "none"}
     conf, _ = entity_confidences(loaded, test)
     assert conf and max(conf) <= 1.0
+
+
+def test_features_built_as_they_go_give_the_model_of_all_sequences_at_once(sample_split, tmp_path):
+    """``train`` hands each sequence to crfsuite as it builds it and keeps only the calibration folds' ones
+    (memory at 100k examples): the CRF file and the calibration are those of the list of every sequence."""
+    import pycrfsuite
+    from rasa_nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+
+    from nlu_ci.components.entities import LeanCRFEntityExtractor, token_features
+    from nlu_ci.components.entity_folds import out_of_fold
+    from nlu_ci.components.tagging import seed_crfsuite, tags_from_entities
+
+    train_data, _ = sample_split
+    WhitespaceTokenizer().train(train_data, None)
+    extractor = LeanCRFEntityExtractor({"calibration_sample": 60})
+    extractor.train(train_data)
+    sequences = [(token_features(m.get("tokens")), tags_from_entities(m.get("tokens"), m.get("entities", []))[0])
+                 for m in extractor.filter_trainable_entities(train_data.training_examples) if m.get("tokens")]
+    assert len(sequences) > 60
+    trainer = pycrfsuite.Trainer(algorithm="pa", verbose=False)
+    trainer.set_params({"max_iterations": 10})
+    for features, tags in sequences:
+        trainer.append(features, tags)
+    seed_crfsuite(0)
+    trainer.train(str(tmp_path / "all.crfsuite"))
+    assert (tmp_path / "all.crfsuite").read_bytes() == extractor.model
+    scores, correct = out_of_fold(sequences, extractor._trainer, 3, 60, 0)
+    assert scores.size >= 10
+    assert extractor.calibrator.to_dict() == ScoreCalibrator.fit("platt", scores, correct).to_dict()

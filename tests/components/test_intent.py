@@ -150,3 +150,17 @@ def test_a_one_example_intent_does_not_switch_calibration_off(tmp_path):
     assert "play_music" in clf.classes
     assert clf.temperature != DEFAULT_TEMPERATURE       # fitted on the intents that have enough examples
     assert 1e-3 <= clf.temperature <= 10.0
+
+
+def test_transform_in_chunks_gives_the_same_matrix_as_in_one_go(sample_split):
+    """``NgramFeatures.transform`` works in chunks of texts (memory at 100k examples); each row is the same."""
+    from nlu_ci.components.ngrams import NgramFeatures
+
+    train_data, test = sample_split
+    texts = [m.text for m in train_data.training_examples] + [e["text"] for e in test] + ["", "!!"]
+    features = NgramFeatures(char_ngrams=(3, 5)).fit(texts[:-40])
+    whole, chunked = features.transform(texts, chunk=len(texts)), features.transform(texts, chunk=7)
+    assert whole.shape == chunked.shape and whole.nnz == chunked.nnz > 0
+    assert (whole.indptr == chunked.indptr).all() and (whole.indices == chunked.indices).all()
+    assert (whole.data == chunked.data).all()
+    assert whole.indices.dtype == chunked.indices.dtype and whole.indptr.dtype == chunked.indptr.dtype

@@ -50,3 +50,29 @@ def test_parallel_calibration_folds_give_the_serial_model(tmp_path, config, work
     finally:
         cpus.set_workers(0)
     assert serial == parallel
+
+
+def test_training_without_rasas_deepcopy_writes_the_same_files_and_leaves_the_data_as_it_was(tmp_path):
+    """``train_pipeline`` is rasa_nlu's ``Trainer.train`` on ``working_copy`` instead of a deep copy of the
+    data (memory at 100k): the same model files, and the caller's messages never get tokens or features."""
+    from rasa_nlu.model import Trainer
+    from rasa_nlu.training_data import load_data
+
+    from nlu_ci.engine.training import train_pipeline
+
+    cfg, _ = read_config(ROOT / "nlu_config.yml")
+    data = load_data(str(SAMPLE))
+    regexes = len(data.regex_features)
+    ours, rasas = Trainer(cfg), Trainer(cfg)
+    train_pipeline(ours, data)
+    assert all(set(m.data) <= {"intent", "entities"} for m in data.training_examples)
+    assert len(data.regex_features) == regexes
+    rasas.train(data)
+    a = ours.persist(str(tmp_path), project_name="", fixed_model_name="ours")
+    b = rasas.persist(str(tmp_path), project_name="", fixed_model_name="rasas")
+    names = sorted(p.name for p in (tmp_path / "ours").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "rasas").iterdir()) and "training_data.json" in names
+    for name in names:
+        if name != "metadata.json":  # its trained_at differs
+            assert (tmp_path / "ours" / name).read_bytes() == (tmp_path / "rasas" / name).read_bytes(), name
+    assert a != b

@@ -30,8 +30,9 @@ from rasa_nlu.extractors import EntityExtractor
 import nlu_ci.components.options as options
 import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
 from nlu_ci.components.calibration import CALIBRATIONS, ScoreCalibrator
-from nlu_ci.components.entity_folds import out_of_fold, span_scores
+from nlu_ci.components.entity_folds import fold_pick, out_of_fold_picked, span_scores
 from nlu_ci.components.tagging import SCHEMES, seed_crfsuite, tags_from_entities
+from nlu_ci.engine import memory
 
 log = logging.getLogger(__name__)
 
@@ -100,20 +101,30 @@ class LeanCRFEntityExtractor(EntityExtractor):
 
     # -- training -------------------------------------------------------------------------------
     def train(self, training_data, cfg=None, **kwargs: Any) -> None:
+        """Features are built one sequence at a time and handed to crfsuite at once (it keeps its own
+        compact copy): only the sequences the calibration folds use (``calibration_sample``) are kept as
+        Python lists. At 100k examples all of them were ~550 MB on top of crfsuite's ~120 MB."""
         if not training_data.entity_examples:
             return
         c = self.component_config
-        sequences, skipped = [], 0
-        for message in self.filter_trainable_entities(training_data.training_examples):
-            tokens = message.get("tokens") or []
-            if not tokens:
-                continue
-            tags, bad = tags_from_entities(tokens, message.get("entities", []), c["tagging"])
+        window, scheme = int(c["window"]), c["tagging"]
+        examples = [m for m in training_data.training_examples if m.get("tokens")]
+        calibrating = c["calibration"] != "none"
+        pick = fold_pick(len(examples), int(c["calibration_sample"] or 0), int(c["random_state"] or 0))
+        slot = {int(i): j for j, i in enumerate(pick)} if calibrating else {}
+        picked: list = [None] * len(slot)
+        trainer, skipped = self._trainer(), 0
+        for i, example in enumerate(examples):
+            (message,) = self.filter_trainable_entities([example])  # one at a time: no copy of every message
+            tokens = message.get("tokens")
+            tags, bad = tags_from_entities(tokens, message.get("entities", []), scheme)
             skipped += bad
-            sequences.append((token_features(tokens, int(c["window"])), tags))
-        trainer = self._trainer()
-        for features, tags in sequences:
+            features = token_features(tokens, window)
             trainer.append(features, tags)
+            j = slot.get(i)
+            if j is not None:
+                picked[j] = (features, tags)
+        del examples, slot
         if skipped:
             log.warning("LeanCRFEntityExtractor: %d entity annotations do not start and end on token "
                         "boundaries and were left out of training", skipped)
@@ -121,10 +132,12 @@ class LeanCRFEntityExtractor(EntityExtractor):
             path = os.path.join(tmp, "model.crfsuite")
             seed_crfsuite(int(c["random_state"] or 0))
             trainer.train(path)
+            del trainer  # crfsuite's copy of the data, before the calibration folds fork
+            memory.trim()
             with open(path, "rb") as fh:
                 self.model = fh.read()
         self._local = threading.local()
-        self.calibrator = self._fit_calibrator(sequences)
+        self.calibrator = self._fit_calibrator(picked) if calibrating else ScoreCalibrator("none")
 
     def _trainer(self):
         import pycrfsuite
@@ -137,12 +150,11 @@ class LeanCRFEntityExtractor(EntityExtractor):
         trainer.set_params(params)
         return trainer
 
-    def _fit_calibrator(self, sequences: list) -> ScoreCalibrator:
+    def _fit_calibrator(self, picked: list) -> ScoreCalibrator:
+        """``picked``: the sequences ``entity_folds.fold_pick`` chose, in its order."""
         c = self.component_config
-        if c["calibration"] == "none":
-            return ScoreCalibrator("none")
-        scores, correct = out_of_fold(sequences, self._trainer, int(c["calibration_folds"] or 0),
-                                      int(c["calibration_sample"] or 0), int(c["random_state"] or 0))
+        scores, correct = out_of_fold_picked(picked, self._trainer, int(c["calibration_folds"] or 0),
+                                             int(c["random_state"] or 0))
         if scores.size < 10:
             log.info("LeanCRFEntityExtractor: %d out-of-fold entities: too few to calibrate", scores.size)
             return ScoreCalibrator("none")

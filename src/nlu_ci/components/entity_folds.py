@@ -28,20 +28,32 @@ def span_scores(tagger, features: list[list[str]]) -> list[tuple[int, int, str, 
             for first, last, name in spans_from_tags(tags)]
 
 
+def fold_pick(n: int, sample: int, seed: int = 0) -> np.ndarray:
+    """Indices (into the ``n`` training sequences) of those the calibration folds use, in fold order: at
+    most ``sample`` of them (a seeded random subset; 0: all). The caller keeps only these sequences'
+    features (``LeanCRFEntityExtractor.train``): at 100k examples the rest would be hundreds of MB."""
+    return np.random.default_rng(seed).permutation(n)[: sample or n]
+
+
 def out_of_fold(sequences: list[Sequence], make_trainer: Callable, folds: int, sample: int,
                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(raw confidences, correct flags) of the entities k-fold models predict on sequences they did not see.
 
-    At most ``sample`` sequences (a seeded random subset; 0: all) take part; empty arrays when there are
-    fewer sequences than folds."""
-    rng = np.random.default_rng(seed)
-    pick = rng.permutation(len(sequences))[: sample or len(sequences)]
-    if folds < 2 or len(pick) < folds:
+    At most ``sample`` sequences (``fold_pick``) take part; empty arrays when there are fewer sequences
+    than folds."""
+    picked = [sequences[i] for i in fold_pick(len(sequences), sample, seed)]
+    return out_of_fold_picked(picked, make_trainer, folds, seed)
+
+
+def out_of_fold_picked(picked: list[Sequence], make_trainer: Callable, folds: int,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``out_of_fold`` of the sequences ``fold_pick`` chose, given in its order."""
+    if folds < 2 or len(picked) < folds:
         return np.zeros(0), np.zeros(0)
-    which = np.arange(len(pick)) % folds
+    which = np.arange(len(picked)) % folds
     with tempfile.TemporaryDirectory(prefix="nlu-ci-crf-folds-") as tmp:
         def fold(k: int) -> Callable[[], tuple[list[float], list[bool]]]:
-            return lambda: _fold(sequences, make_trainer, pick[which != k], pick[which == k],
+            return lambda: _fold(picked, make_trainer, np.flatnonzero(which != k), np.flatnonzero(which == k),
                                  os.path.join(tmp, f"fold{k}.crfsuite"), seed + 1 + k)
 
         # each fold in its own process (the pod's CPUs: ``cpus.workers``); results in fold order, so the

@@ -68,8 +68,26 @@ class NgramFeatures:
             ]
         return self._vectorizers
 
-    def transform(self, texts: list[str]) -> sp.csr_matrix:
-        """TF-IDF rows (sublinear tf, each block L2-normalised), one per text."""
+    def transform(self, texts: list[str], chunk: int = 8192) -> sp.csr_matrix:
+        """TF-IDF rows (sublinear tf, each block L2-normalised), one per text.
+
+        In chunks of ``chunk`` texts: every step is row-local, so the rows are the same as in one go, but the
+        temporaries (CountVectorizer's index lists, the float64 steps, the block stack) are those of a chunk,
+        not of the whole set (at 100k examples ~360 MB over the matrix in one go)."""
+        if len(texts) <= chunk:
+            return self._transform(texts)
+        parts = [self._transform(texts[i:i + chunk]) for i in range(0, len(texts), chunk)]
+        data = np.concatenate([p.data for p in parts])
+        indices = np.concatenate([p.indices for p in parts])
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.concatenate([np.diff(p.indptr) for p in parts]), out=indptr[1:])
+        width = parts[0].shape[1]
+        del parts
+        index_type = np.int32 if len(data) < 2**31 else np.int64
+        return sp.csr_matrix((data, indices.astype(index_type, copy=False), indptr.astype(index_type, copy=False)),
+                             shape=(len(texts), width))
+
+    def _transform(self, texts: list[str]) -> sp.csr_matrix:
         blocks = []
         for counter, idf in zip(self._counters(), (self.word_idf, self.char_idf), strict=True):
             if counter is None:

@@ -11,7 +11,8 @@ The child is a ``fork`` of the parent (no re-import, the training data shared co
 kernel to kill it when the parent dies (``PR_SET_PDEATHSIG``: a ``kill -9`` of the job never leaves a
 training orphan holding the store's lock descriptor), ignores SIGINT (Ctrl-C reaches the whole process
 group; the parent decides) and ends with ``os._exit`` (no atexit handlers, no flush of the parent's
-buffers). Its result, or the ``NluCiError`` it raised, comes back pickled over the pipe; any other
+buffers). The parent's objects are frozen in the child (``gc.freeze``): its collections never walk them,
+so they stay shared pages instead of one copy per child. Its result, or the ``NluCiError`` it raised, comes back pickled over the pipe; any other
 exception arrives as a ``RuntimeFailure`` naming its type.
 
 Where ``fork`` is missing, or when called outside the main thread, ``call`` runs the function in-process.
@@ -19,6 +20,7 @@ Where ``fork`` is missing, or when called outside the main thread, ``call`` runs
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import multiprocessing.connection
 import os
@@ -48,6 +50,9 @@ def _die_with_parent(parent: int) -> None:
 def _child(fn: Callable[[], Any], writer, parent: int) -> None:
     code = 0
     try:
+        # the parent's objects to the permanent generation: a full collection here would walk (and so
+        # copy-on-write copy) every page of them; the child only adds to what the parent holds
+        gc.freeze()
         _die_with_parent(parent)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

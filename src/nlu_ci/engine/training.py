@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -99,6 +100,37 @@ def canonical_order(training_data):
                         lookup_tables=list(training_data.lookup_tables))
 
 
+def working_copy(training_data):
+    """What rasa_nlu's ``Trainer.train`` trains on instead of its ``copy.deepcopy`` of the data (~150 MB at
+    100k examples on top of the original): new messages with their own ``data`` dicts (components add
+    tokens, features and patterns there) and copies of the lists and dicts a component may extend
+    (``RegexFeaturizer`` appends the lookup tables to ``regex_features``). The original stays as it was for
+    ``Trainer.persist``'s training_data.json; the texts, entities and intents are shared, not copied."""
+    from rasa_nlu.training_data import Message, TrainingData
+
+    examples = [Message(m.text, dict(m.data), set(m.output_properties), m.time) for m in training_data.training_examples]
+    return TrainingData(examples, entity_synonyms=copy.deepcopy(training_data.entity_synonyms),
+                        regex_features=copy.deepcopy(training_data.regex_features),
+                        lookup_tables=copy.deepcopy(training_data.lookup_tables))
+
+
+def train_pipeline(trainer, data) -> None:
+    """rasa_nlu 0.15's ``Trainer.train`` (model.py), training on ``working_copy(data)``."""
+    from rasa_nlu import components
+
+    trainer.training_data = data
+    data.validate()
+    context: dict[str, Any] = {}
+    for component in trainer.pipeline:
+        context.update(component.provide_context() or {})
+    if not trainer.skip_validation:
+        components.validate_arguments(trainer.pipeline, context)
+    working = working_copy(data)
+    for i, component in enumerate(trainer.pipeline):
+        component.prepare_partial_processing(trainer.pipeline[:i], context)
+        context.update(component.train(working, trainer.config, **context) or {})
+
+
 def _train_here(config_path: Path | str, cfg, training_data, out_dir: Path) -> Path:
     from rasa_nlu.model import Trainer
 
@@ -109,7 +141,7 @@ def _train_here(config_path: Path | str, cfg, training_data, out_dir: Path) -> P
     try:
         # scikit-learn's grid search prints progress on stdout: keep stdout for machine output (--json)
         with contextlib.redirect_stdout(sys.stderr):
-            trainer.train(training_data)
+            train_pipeline(trainer, training_data)
     except (Terminated, KeyboardInterrupt):
         raise
     except MemoryError:
