@@ -153,6 +153,9 @@ OPTIONS: list[Option] = [
     Option("pull_interval", "NLU_CI_PULL_INTERVAL", 10.0, "seconds between two pulls of the model URL", "float"),
     Option("swap", "NLU_CI_SWAP", "atomic", "how a pulled model replaces the old one: 'atomic' (load, then switch) or "
            "'stock' (rasa_nlu 0.15's unload-then-load; requests in between fail)", "choice", ("atomic", "stock")),
+    Option("server", "NLU_CI_SERVER", "lean", "serve: 'lean' (aiohttp, --workers processes, the parse in the event loop) "
+           "or 'rasa' (rasa_nlu 0.15's own Twisted server); the same answers (docs/serving.md)", "choice",
+           ("lean", "rasa")),
     Option("rasa_nlu_token", "RASA_NLU_TOKEN", None, "token rasa_nlu's server asks of every request (?token=)",
            "secret", secret_file_env="RASA_NLU_TOKEN_FILE"),
 ]
