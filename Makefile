@@ -11,7 +11,7 @@ IMAGE ?= nlu-ci:$(VERSION)
 OVERLAY ?= k8s
 NAMESPACE ?= nlu-ci
 
-.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval
+.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval bench-serve
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,7 @@ bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1
 	$(MAKE) --no-print-directory bench-entities
 	$(MAKE) --no-print-directory bench-serving
 	$(MAKE) --no-print-directory bench-eval
+	$(MAKE) --no-print-directory bench-serve
 
 bench-again: install  ## measure the rows of docs/bench that took under 300 s again (same code) and add the comparison to the page (~20 min)
 	$(PY) bench/run_bench.py --again docs/bench $(BENCH_ARGS)
@@ -53,6 +54,9 @@ bench-entities: install  ## entity confidence before/after calibration on HWU64 
 
 bench-eval: install  ## evaluation utt/s on HWU64, with entities vs intents only, old vs new path (~2 min); docs/bench/evaluation.md
 	$(PY) bench/eval_speed.py --md docs/bench/evaluation.md
+
+bench-serve: install  ## nlu-ci serve /parse req/s and p50/p99 on HWU64's model, lean vs rasa_nlu's server, wrk -c4 (~5 min); docs/bench/serving.md
+	$(PY) bench/serve_speed.py --md docs/bench/serving.md $(BENCH_SERVE_ARGS)
 
 bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)
 	$(PY) tests/serving/bench_swap.py --out-dir docs/bench $(BENCH_SERVING_ARGS)

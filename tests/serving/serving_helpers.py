@@ -154,10 +154,16 @@ def start_model_server(store: Store, tmp: Path, **env: str) -> Server:
                  store.env(**env), tmp / "model_server.log", f"http://127.0.0.1:{port}", "/health")
 
 
-def start_rasa(store: Store, model_url: str, tmp: Path, pull_interval: float = 1.0, swap: str = "atomic") -> Server:
+WORKERS = 2  # the lean server's workers in these tests (both cores; the metrics and the swaps are summed over them)
+
+
+def start_rasa(store: Store, model_url: str, tmp: Path, pull_interval: float = 1.0, swap: str = "atomic",
+               server: str = "lean") -> Server:
+    """``nlu-ci serve`` (``--server lean`` with ``WORKERS`` workers, or ``rasa``: rasa_nlu's own server)."""
     port = free_port()
     return start(["serve", "--host", "127.0.0.1", "--port", str(port), "--model-url", model_url,
-                  "--pull-interval", str(pull_interval), "--swap", swap],
+                  "--pull-interval", str(pull_interval), "--swap", swap, "--server", server,
+                  *(["--workers", str(WORKERS)] if server == "lean" else [])],
                  store.env(TMPDIR=str(tmp)), tmp / f"rasa_{port}.log", f"http://127.0.0.1:{port}", "/ready")
 
 

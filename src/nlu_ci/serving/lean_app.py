@@ -80,7 +80,12 @@ class LeanApp:
         from nlu_ci.serving import swap
 
         project = self.router.project_store.get(PROJECT)
-        return swap.serving_model(project) if project is not None else None
+        if project is None:
+            return None
+        switch = swap._config.get("current")
+        if switch is not None:
+            switch(project)  # lockstep: the model all workers switched to, as a parse would see it
+        return swap.serving_model(project)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         t0 = time.perf_counter()
@@ -109,7 +114,10 @@ class LeanApp:
         method = request.method.encode("latin-1")
         body = b""
         if request.body_exists:
-            body = await request.read()
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:  # a chunked body over the bound (twisted would buffer it)
+                raise Refused(413, f"request body larger than {MAX_BODY} bytes") from None
         if method == b"POST" and body and request.content_type == FORM:  # twisted merges a form into request.args
             from nlu_ci.serving.parse_rules import parse_qs
 
@@ -127,6 +135,7 @@ class LeanApp:
         if path == b"/version":
             return self._json(request, 200, self.version)
         if path == b"/status":
+            self.serving_model()
             return self._json(request, 200, self.to_json(self.router.get_status()))
         return self._parse(request, method, args, body)
 

@@ -30,6 +30,7 @@ import tempfile
 import time
 
 from nlu_ci.errors import ConfigError
+from nlu_ci.serving import lockstep
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class _Supervisor:
         self.settings, self.metrics_dir = settings, metrics_dir
         self.workers: list[tuple[int, socket.socket] | None] = [None] * max(1, n)
         self.up: set[int] = set()  # pids of the workers that have said they answer (their first pull done)
+        self.shared = lockstep.Shared()  # the model all workers answer with, published by the tally
+        self.tally = lockstep.Tally(self.shared)
         self.next = 0
         self.stopping = False
 
@@ -96,7 +99,7 @@ class _Supervisor:
                 for w in self.workers:
                     if w is not None:
                         w[1].close()
-                code = worker_main(self.settings, theirs, len(self.workers))
+                code = worker_main(self.settings, theirs, len(self.workers), self.shared)
             except BaseException as err:  # noqa: BLE001 (a worker's last word is one log line)
                 log.error("worker %d failed: %s: %s", os.getpid(), type(err).__name__, " ".join(str(err).split())[:300])
             finally:
@@ -120,20 +123,22 @@ class _Supervisor:
             died: dict[int, float] = {}
             started = time.monotonic()
             while not self.stopping:
-                chans = {w[1]: w[0] for w in self.workers if w is not None and w[0] not in self.up}
+                chans = {w[1]: w[0] for w in self.workers if w is not None}
                 # connections wait in the backlog until every worker answers (or START_WAIT passed): the first
                 # /ready that says 200 speaks for all of them
-                accepting = self.up and (not chans or time.monotonic() - started > START_WAIT)
+                waiting = [pid for pid in chans.values() if pid not in self.up]
+                accepting = self.up and (not waiting or time.monotonic() - started > START_WAIT)
                 ready, _, _ = select.select([wake_r, *chans, *([sock] if accepting else [])], [], [], 0.5)
                 if wake_r in ready:
                     with contextlib.suppress(OSError):
                         os.read(wake_r, 512)
                 for chan in chans:
                     if chan in ready:
-                        with contextlib.suppress(OSError):
-                            if chan.recv(16) == b"up":
-                                self.up.add(chans[chan])
+                        self._hear(chan, chans[chan])
                 self._reap(died)
+                published = self.tally.settle([w[0] for w in self.workers if w is not None])
+                if published:
+                    log.info("all %d workers answer with %s now", len(chans), published)
                 if sock in ready:
                     self._accept(sock)
         finally:
@@ -142,6 +147,19 @@ class _Supervisor:
             signal.set_wakeup_fd(old_wakeup)
             os.close(wake_r)
             os.close(wake_w)
+
+    def _hear(self, chan: socket.socket, pid: int) -> None:
+        while True:
+            try:
+                message = chan.recv(512)
+            except (BlockingIOError, InterruptedError, OSError):
+                return
+            if not message:  # the worker is gone: _reap sees it
+                return
+            if message == b"up":
+                self.up.add(pid)
+            else:
+                self.tally.heard(pid, message)
 
     def _reap(self, died: dict[int, float]) -> None:
         now = time.monotonic()
@@ -157,6 +175,7 @@ class _Supervisor:
             log.warning("worker %d stopped (%s), starting another", pid, _exit_text(status))
             _mark_dead(pid, self.metrics_dir)
             self.up.discard(pid)
+            self.tally.forget(pid)
             chan.close()
             self.workers[i] = None
             died[i] = now + RESPAWN_PAUSE
@@ -222,7 +241,7 @@ def _mark_dead(pid: int, metrics_dir: str) -> None:
         multiprocess.mark_process_dead(pid, metrics_dir)
 
 
-def worker_main(settings, chan: socket.socket, workers: int = 1) -> int:
+def worker_main(settings, chan: socket.socket, workers: int = 1, shared: lockstep.Shared | None = None) -> int:
     """One worker: rasa_nlu's DataRouter (first pull done), then the lean app on the connections handed over."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops the workers
@@ -233,6 +252,15 @@ def worker_main(settings, chan: socket.socket, workers: int = 1) -> int:
     from nlu_ci.serving import lean_app, parse_metrics, query_log, rasa_server, serve_app
 
     metrics = parse_metrics.ServingMetrics(settings.project, settings.fallback_threshold)
+    if shared is not None and settings.swap == "atomic":  # the workers switch to a pulled model together
+        from nlu_ci.serving import swap
+
+        def tell(message: bytes) -> None:
+            with contextlib.suppress(OSError):
+                chan.send(message)
+
+        step = lockstep.Worker(shared, tell, metrics)
+        swap._config.update(stage=step.stage, current=step.current)
     answers = query_log.from_settings(settings, workers)  # this worker's own file, a share of the bound
     workdir = tempfile.mkdtemp(prefix="nlu-ci-serve-")
     router = None
