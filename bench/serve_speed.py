@@ -107,7 +107,7 @@ def main() -> int:
     texts = [e["text"] for e in json.loads((data_dir / "test.json").read_text())["rasa_nlu_data"]["common_examples"]]
     with tempfile.TemporaryDirectory(prefix="serve-speed-") as tmp_s:
         tmp = Path(tmp_s)
-        models, env = tmp / "models", env_for(tmp / "models", tmp)
+        env = env_for(tmp / "models", tmp)
         (tmp / "promote.yml").write_text(PROMOTE)
         t0 = time.monotonic()
         res = subprocess.run(cli(["run", "--json", "--data", str(data_dir / "train.json"), "--test-data",

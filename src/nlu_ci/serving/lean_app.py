@@ -22,8 +22,18 @@ import time
 from aiohttp import HttpVersion11, web, web_protocol, web_server
 from aiohttp.http_exceptions import LineTooLong
 
-from nlu_ci.serving.parse_rules import MAX_BODY, MAX_HEAD, MAX_HEADERS, MAX_LINE, PROJECT, Refused, Rules, error_body, \
-    split_target
+from nlu_ci.serving.parse_rules import (
+    MAX_BODY,
+    MAX_HEAD,
+    MAX_HEADERS,
+    MAX_LINE,
+    PROJECT,
+    Refused,
+    Rules,
+    error_body,
+    parse_qs,
+    split_target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +129,6 @@ class LeanApp:
             except web.HTTPRequestEntityTooLarge:  # a chunked body over the bound (twisted would buffer it)
                 raise Refused(413, f"request body larger than {MAX_BODY} bytes") from None
         if method == b"POST" and body and request.content_type == FORM:  # twisted merges a form into request.args
-            from nlu_ci.serving.parse_rules import parse_qs
-
             args = {**args, **parse_qs(body)}
         self.rules.check(method, path, args, lambda: body)
         if path == b"/metrics":

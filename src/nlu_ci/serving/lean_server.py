@@ -209,7 +209,7 @@ class _Supervisor:
 
     def stop(self) -> None:
         live = [w for w in self.workers if w is not None]
-        for pid, chan in live:
+        for pid, _ in live:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
