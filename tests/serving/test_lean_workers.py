@@ -68,15 +68,18 @@ def test_a_killed_worker_is_replaced_and_its_counts_stay(served):
     before = metric(server.url, 'nlu_ci_serving_parse_requests_total{code="200"}')
     assert before >= 10
     old = workers(server)
-    os.kill(old[0], signal.SIGKILL)
-    # the other worker answers meanwhile: no request fails
-    for i in range(10):
-        assert parse(server.url, TEXTS[i % len(TEXTS)])[1]["model"] == model
-    new = wait_until(lambda: (w := workers(server)) if len(w) == 2 and old[0] not in w else None, 30,
-                     what="a new worker")
-    assert old[1] in new
+    os.kill(old[0], signal.SIGKILL)  # (a connection handed to it in the moment it dies is lost with it)
     wait_until(lambda: f"worker {old[0]} stopped (signal 9), starting another" in server.log_text(), 10,
                what="the log line")
+    # once the supervisor knows, the other worker answers until the new one has its model: no request fails
+    for i in range(10):
+        assert parse(server.url, TEXTS[i % len(TEXTS)])[1]["model"] == model
+    def replaced():
+        now = workers(server)
+        return now if len(now) == 2 and old[0] not in now else None
+
+    new = wait_until(replaced, 30, what="a new worker")
+    assert old[1] in new
     # the new worker is handed connections once it has its model
     wait_until(lambda: sum(parse(server.url)[1].get("model") == model for _ in range(6)) == 6, 60,
                what="answers from both workers")
