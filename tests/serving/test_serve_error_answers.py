@@ -16,16 +16,17 @@ pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("errors")
+@pytest.fixture(scope="module", params=["lean", "rasa"])
+def served(tmp_path_factory, request):
+    """``nlu-ci serve --server lean`` (the default) and ``--server rasa``: both answer every case alike."""
+    tmp = tmp_path_factory.mktemp(f"errors-{request.param}")
     store = Store(tmp)
     model = store.run(0)["candidate"]["model"]
     models = start_model_server(store, tmp)
     port = free_port()
     rasa = None
     try:
-        rasa = start(["serve", "--host", "127.0.0.1", "--port", str(port), "--model-url",
+        rasa = start(["serve", "--server", request.param, "--host", "127.0.0.1", "--port", str(port), "--model-url",
                       models.url + "/models/default", "--pull-interval", "1"],
                      store.env(TMPDIR=str(tmp), RASA_NLU_TOKEN=TOKEN), tmp / "rasa.log",
                      f"http://127.0.0.1:{port}", f"/ready?token={TOKEN}")
