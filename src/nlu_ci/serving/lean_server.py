@@ -247,7 +247,8 @@ def worker_main(settings, chan: socket.socket, workers: int = 1, shared: lockste
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops the workers
     from prometheus_client import values
 
-    values.ValueClass = values.MultiProcessValue()  # in case the supervisor imported prometheus_client already
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # in case the supervisor imported prometheus_client already
+        values.ValueClass = values.MultiProcessValue()
 
     from nlu_ci.serving import lean_app, parse_metrics, query_log, rasa_server, serve_app
 
