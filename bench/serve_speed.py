@@ -91,6 +91,26 @@ def run_wrk(url: str, script: Path, seconds: float) -> dict:
             "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(1) if errors else ""}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a server process and its workers (what it spent, whatever the machine's load)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def measured(url: str, pid: int, script: Path, seconds: float) -> dict:
+    before = cpu_seconds(pid)
+    run = run_wrk(url, script, seconds)
+    run["cpu_ms_per_request"] = (cpu_seconds(pid) - before) * 1000 / max(1, run["requests"])
+    return run
+
+
 def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -123,14 +143,14 @@ def main() -> int:
             procs.append(subprocess.Popen(cli(["serve-models", "--host", "127.0.0.1", "--port", str(mport),
                                                "--zip-cache", str(tmp / "zips")]), env=env, cwd=ROOT))
             wait_ready(f"http://127.0.0.1:{mport}/health", procs[-1])
-            urls = {}
+            urls, pids = {}, {}
             for kind in ("lean", "rasa"):
                 port = free_port()
                 extra = ["--workers", str(args.workers)] if kind == "lean" and args.workers else []
                 procs.append(subprocess.Popen(cli(["serve", "--server", kind, "--host", "127.0.0.1", "--port",
                                                    str(port), "--model-url", f"http://127.0.0.1:{mport}/models/default",
                                                    "--pull-interval", "30", *extra]), env=env, cwd=ROOT))
-                urls[kind] = f"http://127.0.0.1:{port}"
+                urls[kind], pids[kind] = f"http://127.0.0.1:{port}", procs[-1].pid
                 wait_ready(urls[kind] + "/ready", procs[-1])
             script = tmp / "parse.lua"
             lua_script(texts, script)
@@ -140,7 +160,7 @@ def main() -> int:
             runs: dict[str, list[dict]] = {"lean": [], "rasa": []}
             for _ in range(args.repeats):
                 for kind in urls:
-                    runs[kind].append(run_wrk(urls[kind], script, args.seconds))
+                    runs[kind].append(measured(urls[kind], pids[kind], script, args.seconds))
             load_after = os.getloadavg()
             workers = json.loads(urllib.request.urlopen(urls["lean"] + "/status", timeout=5).read())
         finally:
@@ -153,7 +173,7 @@ def main() -> int:
               "seconds": args.seconds, "connections": CONNECTIONS, "threads": THREADS, "cpus": os.cpu_count(),
               "load_before": load_before, "load_after": load_after, "python": platform.python_version(),
               "lean_workers": args.workers or _cpu_workers(), "served": workers["available_projects"]["default"],
-              "runs": runs, "summary": {k: {m: spread([r[m] for r in v]) for m in ("rps", "p50_ms", "p99_ms")}
+              "runs": runs, "summary": {k: {m: spread([r[m] for r in v]) for m in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")}
                                         for k, v in runs.items()}}
     print(json.dumps(result, indent=2))
     if args.md:
@@ -188,11 +208,20 @@ def page(r: dict) -> str:
         f"taking turns; medians over the runs (min-max in brackets); {r['cpus']} CPUs shared by wrk, both "
         f"servers and other work; load average {r['load_before'][0]:.2f} before, {r['load_after'][0]:.2f} after; "
         f"Python {r['python']}.", "",
-        "| server | req/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|",
-        f"| lean | {cell(lean['rps'])} | {cell(lean['p50_ms'], 2)} | {cell(lean['p99_ms'], 2)} | {bad['lean']} |",
-        f"| rasa | {cell(rasa['rps'])} | {cell(rasa['p50_ms'], 2)} | {cell(rasa['p99_ms'], 2)} | {bad['rasa']} |",
+        "| server | req/s | p50 ms | p99 ms | CPU ms per request | non-2xx |", "|---|---:|---:|---:|---:|---:|",
+        f"| lean | {cell(lean['rps'])} | {cell(lean['p50_ms'], 2)} | {cell(lean['p99_ms'], 2)} | "
+        f"{cell(lean['cpu_ms_per_request'], 2)} | {bad['lean']} |",
+        f"| rasa | {cell(rasa['rps'])} | {cell(rasa['p50_ms'], 2)} | {cell(rasa['p99_ms'], 2)} | "
+        f"{cell(rasa['cpu_ms_per_request'], 2)} | {bad['rasa']} |",
         "",
-        f"Lean vs rasa: **{lean['rps']['median'] / rasa['rps']['median']:.1f}x** the requests per second.", "",
+        f"Lean vs rasa: **{lean['rps']['median'] / rasa['rps']['median']:.1f}x** the requests per second, "
+        f"**{rasa['cpu_ms_per_request']['median'] / lean['cpu_ms_per_request']['median']:.1f}x** fewer CPU "
+        "milliseconds per request. *CPU ms per request*: user + system time of the server's processes (supervisor "
+        "and workers) during a run, over the requests it answered; it depends far less on other work on the "
+        "machine than req/s does (the req/s of a run are what the CPUs left to the servers allowed).", "",
+        f"At {lean['cpu_ms_per_request']['median']:.2f} CPU ms per request, {r['lean_workers']} CPUs free for the "
+        f"lean server alone would answer at most {r['lean_workers'] * 1000 / lean['cpu_ms_per_request']['median']:,.0f}"
+        " req/s (less what wrk takes).", "",
         f"Targets (issue 23): >= {TARGET_RPS:,.0f} req/s with 4 clients: **{'met' if rps_ok else 'missed'}** "
         f"({lean['rps']['median']:,.0f}); p99 < {TARGET_P99_MS:g} ms: **{'met' if p99_ok else 'missed'}** "
         f"({lean['p99_ms']['median']:.2f} ms).", "",

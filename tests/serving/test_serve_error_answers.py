@@ -6,11 +6,10 @@ The requests are written on a raw socket (no client library tidies them up). The
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
-from serving_helpers import Store, free_port, http_get, start, start_model_server
+from serving_helpers import Store, exchange, free_port, http_get, start, start_model_server
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
@@ -39,23 +38,7 @@ def served(tmp_path_factory, request):
 
 def raw(port: int, data: bytes, timeout: float = 10) -> tuple[str, bytes]:
     """Send ``data``, read until the server closes; (status line, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        chunks = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    answer = b"".join(chunks)
-    head, _, body = answer.partition(b"\r\n\r\n")
+    head, _, body = exchange(port, data, timeout).partition(b"\r\n\r\n")
     return head.split(b"\r\n")[0].decode("latin-1"), body
 
 

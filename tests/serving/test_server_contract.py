@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import time
 import urllib.parse
 
 import pytest
-from serving_helpers import ROOT, Store, free_port, start, start_model_server
+from serving_helpers import ROOT, Store, exchange, free_port, start, start_model_server
 
 pytestmark = pytest.mark.slow
 
@@ -70,22 +68,7 @@ def ask(url: str, method: str, target: str, body: bytes | None = None,
 
 def ask_raw(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
     """For heads no client library sends: write them on a socket, read until the server closes."""
-    port = int(urllib.parse.urlsplit(url).port)
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        chunks, deadline = [], time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    head, _, body = exchange(int(urllib.parse.urlsplit(url).port), data, 20).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     return int(lines[0].split()[1]), {k: v for k, v in headers.items() if k in COMPARED_HEADERS}, body
