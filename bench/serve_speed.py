@@ -29,6 +29,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import nlu_ci.engine  # noqa: F401  (rasa_nlu compat shims first, as eval_speed.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RPS, TARGET_P99_MS = 2000.0, 20.0  # issue 23: >= 2,000 req/s with 4 clients, p99 under 20 ms
 CONNECTIONS, THREADS = 4, 2
@@ -111,6 +113,28 @@ def measured(url: str, pid: int, script: Path, seconds: float) -> dict:
     return run
 
 
+def model_cpu(model_dir: Path, texts: list[str], repeats: int) -> dict:
+    """CPU ms per text of the model alone in this process: rasa_nlu's ``Interpreter.parse`` (the per-text featurizer
+    inside) and ``json_to_string`` of its answer, what every /parse of either server includes."""
+    from rasa_nlu.model import Interpreter  # after nlu_ci.engine (imported at the top: the compat shims)
+    from rasa_nlu.utils import json_to_string
+
+    interpreter = Interpreter.load(str(model_dir))
+    for t in texts[:100]:
+        interpreter.parse(t)
+    parse, dump = [], []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        answers = [interpreter.parse(t) for t in texts]
+        t1 = time.process_time()
+        for a in answers:
+            json_to_string(a)
+        t2 = time.process_time()
+        parse.append((t1 - t0) * 1000 / len(texts))
+        dump.append((t2 - t1) * 1000 / len(texts))
+    return {"parse_ms": spread(parse), "json_ms": spread(dump)}
+
+
 def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -137,6 +161,7 @@ def main() -> int:
             raise SystemExit(f"nlu-ci run failed ({res.returncode}): {res.stderr[-1000:]}")
         train_s = time.monotonic() - t0
         model = json.loads(res.stdout)["candidate"]["model"]
+        alone = model_cpu(tmp / "models" / "default" / model, texts, args.repeats)
         procs: list[subprocess.Popen] = []
         try:
             mport = free_port()
@@ -173,7 +198,7 @@ def main() -> int:
               "seconds": args.seconds, "connections": CONNECTIONS, "threads": THREADS, "cpus": os.cpu_count(),
               "load_before": load_before, "load_after": load_after, "python": platform.python_version(),
               "lean_workers": args.workers or _cpu_workers(), "served": workers["available_projects"]["default"],
-              "runs": runs, "summary": {k: {m: spread([r[m] for r in v]) for m in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")}
+              "model_alone": alone, "runs": runs, "summary": {k: {m: spread([r[m] for r in v]) for m in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")}
                                         for k, v in runs.items()}}
     print(json.dumps(result, indent=2))
     if args.md:
@@ -219,6 +244,10 @@ def page(r: dict) -> str:
         "milliseconds per request. *CPU ms per request*: user + system time of the server's processes (supervisor "
         "and workers) during a run, over the requests it answered; it depends far less on other work on the "
         "machine than req/s does (the req/s of a run are what the CPUs left to the servers allowed).", "",
+        f"The model alone, in one process over the same texts (`Interpreter.parse`, then rasa_nlu's "
+        f"`json_to_string` of the answer, which both servers send): {cell(r['model_alone']['parse_ms'], 2)} + "
+        f"{cell(r['model_alone']['json_ms'], 2)} CPU ms per text. What a server adds is the rest of its CPU ms "
+        "per request.", "",
         f"At {lean['cpu_ms_per_request']['median']:.2f} CPU ms per request, {r['lean_workers']} CPUs free for the "
         f"lean server alone would answer at most {r['lean_workers'] * 1000 / lean['cpu_ms_per_request']['median']:,.0f}"
         " req/s (less what wrk takes).", "",
