@@ -6,8 +6,8 @@ has loaded the same model, the supervisor writes its name into a page of memory 
 (``Shared.publish``: the name into the free slot, then one byte naming the slot, so no reader sees half a name).
 Every request reads that name first (``Worker.current``) and, when it names the staged model, switches to it
 (one reference assignment, as ``swap`` does): after the first answer by the new model no request anywhere is
-answered by the old one. A worker that has nothing loaded yet (its first pull) answers at once; a worker whose
-staged model is not the published one keeps serving what it serves (the next pull tries again).
+answered by the old one. The first model too: no worker answers with it (nor says ready) before all have it. A
+worker whose staged model is not the published one keeps serving what it serves (the next pull tries again).
 """
 from __future__ import annotations
 
@@ -48,14 +48,15 @@ class Worker:
         self._lock = threading.Lock()  # the pulling thread stages, the request thread switches
 
     def stage(self, project, name: str, interpreter, model_dir: str, intents) -> bool:
-        """True: installed now (nothing served yet, or already published); False: staged until published."""
+        """True: installed now (already published); False: staged until published (also a worker's first model:
+        the workers start answering with a model together, so /ready is 200 only once every worker has it)."""
         from nlu_ci.serving import swap
 
         with self._lock:
             old = self.staged.pop(id(project), None)
             if old is not None and old[2] != model_dir:
                 shutil.rmtree(old[2], ignore_errors=True)
-            if swap.serving_model(project) is None or self.shared.read() == name:
+            if self.shared.read() == name:  # already what all answer with (a worker started again)
                 self._install(project, name, interpreter, model_dir, intents)
             else:
                 self.staged[id(project)] = (name, interpreter, model_dir, intents)
