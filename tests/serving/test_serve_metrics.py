@@ -46,7 +46,10 @@ class Prometheus(Server):
 
 
 def wait_for(prom: Prometheus, expr: str, expected: float, timeout: float = 20) -> None:
-    wait_until(lambda: prom.value(expr) == expected, timeout, step=0.25, what=f"{expr} == {expected}")
+    try:
+        wait_until(lambda: prom.value(expr) == expected, timeout, step=0.25, what=f"{expr} == {expected}")
+    except AssertionError as err:
+        raise AssertionError(f"{err} (it is {prom.value(expr)})") from None
 
 
 def test_prometheus_sees_traffic_and_the_served_model_follow_active(tmp_path):

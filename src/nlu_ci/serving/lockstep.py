@@ -60,6 +60,7 @@ class Worker:
                 self._install(project, name, interpreter, model_dir, intents)
             else:
                 self.staged[id(project)] = (name, interpreter, model_dir, intents)
+                project._nlu_ci_staged = name  # the next pull asks with its ETag (swap._update_from_server)
         self.tell(b"loaded " + name.encode("utf-8"))
         return swap.serving_model(project) == name
 
@@ -75,6 +76,7 @@ class Worker:
     def _install(self, project, name, interpreter, model_dir, intents) -> None:
         from nlu_ci.serving import swap
 
+        project._nlu_ci_staged = None
         swap.install(project, name, interpreter, model_dir)
         if self.metrics is not None:
             self.metrics.served(name, intents)

@@ -101,7 +101,8 @@ def _update_from_server(model_server, project_obj) -> None:
     try:
         # nothing loaded (the first pull, a model that failed to load or was unloaded): ask for the model whatever
         # the fingerprint, so the server answers 200 and not 204 for ever
-        known = project_obj.fingerprint if serving else None
+        staged = getattr(project_obj, "_nlu_ci_staged", None)  # lockstep: loaded, not answering yet
+        known = project_obj.fingerprint if serving or staged else None
         result, fingerprint, filename, detail = pulled.fetch(model_server, model_dir, known)
         if result == "updated" and os.listdir(model_dir):
             name = model_name_from(filename) or project._get_remote_model_name(None)
