@@ -139,6 +139,9 @@ class _Supervisor:
                 published = self.tally.settle([w[0] for w in self.workers if w is not None])
                 if published:
                     log.info("all %d workers answer with %s now", len(chans), published)
+                    for chan in chans:  # switch now, not only at the next request (their log, /ready)
+                        with contextlib.suppress(OSError):
+                            chan.send(b"switch")
                 if sock in ready:
                     self._accept(sock)
         finally:
@@ -304,6 +307,8 @@ async def _serve(app, chan: socket.socket) -> None:
             if not msg and not fds:  # the supervisor is gone
                 stop.set()
                 return
+            if msg == b"switch" and not fds:  # lockstep: a model was published
+                app.serving_model()
             for fd in fds:
                 conn = socket.socket(fileno=fd)
                 conn.setblocking(False)
