@@ -11,7 +11,7 @@ IMAGE ?= nlu-ci:$(VERSION)
 OVERLAY ?= k8s
 NAMESPACE ?= nlu-ci
 
-.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval bench-cv bench-memory
+.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval bench-cv bench-memory bench-serve
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,7 @@ bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1
 	$(MAKE) --no-print-directory bench-eval
 	$(MAKE) --no-print-directory bench-cv
 	$(MAKE) --no-print-directory bench-memory
+	$(MAKE) --no-print-directory bench-serve
 
 bench-again: install  ## measure the rows of docs/bench that took under 300 s again (same code) and add the comparison to the page (~20 min)
 	$(PY) bench/run_bench.py --again docs/bench $(BENCH_ARGS)
@@ -62,6 +63,9 @@ bench-cv: install  ## cv config search on HWU64, K=5 x 3 configs, serial vs para
 
 bench-memory: install  ## peak memory of the whole `nlu-ci run` tree at 9,960 and 100k, SIGTERM-to-exit at 100k with a Pushgateway (~15 min); docs/bench/memory.md
 	$(PY) bench/memory.py $(BENCH_MEMORY_ARGS)
+
+bench-serve: install  ## nlu-ci serve /parse req/s and p50/p99 on HWU64's model, lean vs rasa_nlu's server, wrk -c4 (~5 min); docs/bench/serving.md
+	$(PY) bench/serve_speed.py --md docs/bench/serving.md $(BENCH_SERVE_ARGS)
 
 bench-serving: install  ## failed requests and /parse latency while the served model is swapped under load (~5 min)
 	$(PY) tests/serving/bench_swap.py --out-dir docs/bench $(BENCH_SERVING_ARGS)

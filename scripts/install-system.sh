@@ -16,6 +16,8 @@ command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
 # PostgreSQL 15: the tracker-store tests start a real server (initdb/pg_ctl in a temp folder, as nobody)
 { command -v initdb >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ]; } || need+=(postgresql)
 command -v git >/dev/null 2>&1 || need+=(git)
+# wrk: the HTTP load generator of `make bench-serve` (bench/serve_speed.py)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-system.sh: please install: ${need[*]} (Debian packages); tests that need them will be skipped" >&2

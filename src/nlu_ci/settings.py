@@ -59,8 +59,8 @@ OPTIONS: list[Option] = [
     Option("log_level", "NLU_CI_LOG_LEVEL", "INFO", "log level", "choice", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Option("log_format", "NLU_CI_LOG_FORMAT", "text", "log line format on stderr", "choice", ("text", "json")),
     Option("workers", "NLU_CI_WORKERS", 0,
-           "processes for parallel fits (calibration folds, cv folds); 0: the container's CPU limit (cgroup)", "int"),
-    # -- cross-validated config search (README "Choosing among configs"; search/)
+           "processes for parallel fits (calibration folds, cv folds) and nlu-ci serve's lean workers; 0: the container's CPU limit (cgroup)", "int"),
+    # -- cross-validated config search (README "Choosing among configs"; job/search/)
     Option("cv_folds", "NLU_CI_CV_FOLDS", 0,
            "with several --config: choose by K-fold cross-validation on the training side (K >= 2; 0: one "
            "validation split)", "int"),
@@ -168,6 +168,9 @@ OPTIONS: list[Option] = [
     Option("pull_interval", "NLU_CI_PULL_INTERVAL", 10.0, "seconds between two pulls of the model URL", "float"),
     Option("swap", "NLU_CI_SWAP", "atomic", "how a pulled model replaces the old one: 'atomic' (load, then switch) or "
            "'stock' (rasa_nlu 0.15's unload-then-load; requests in between fail)", "choice", ("atomic", "stock")),
+    Option("server", "NLU_CI_SERVER", "lean", "serve: 'lean' (aiohttp, --workers processes, the parse in the event loop) "
+           "or 'rasa' (rasa_nlu 0.15's own Twisted server); the same answers (docs/serving.md)", "choice",
+           ("lean", "rasa")),
     Option("rasa_nlu_token", "RASA_NLU_TOKEN", None, "token rasa_nlu's server asks of every request (?token=)",
            "secret", secret_file_env="RASA_NLU_TOKEN_FILE"),
 ]

@@ -46,7 +46,8 @@ from support.data import FAST_CONFIG  # noqa: E402
 def measure(store: Store, a: str, b: str, mode: str, args, work: Path) -> dict:
     store.rollback(a)
     model_server = start_model_server(store, work)
-    rasa = start_rasa(store, model_server.url + "/models/default", work, args.pull_interval, swap=mode)
+    rasa = start_rasa(store, model_server.url + "/models/default", work, args.pull_interval, swap=mode,
+                      server=args.server)
     watcher = ActiveWatcher(store).start()
     load = Load(rasa.url, threads=args.threads).start()
     swaps, stuck = [], None
@@ -77,7 +78,7 @@ def measure(store: Store, a: str, b: str, mode: str, args, work: Path) -> dict:
     failed_set = set(failed)
     failed_during = [r for r in during if r in failed_set]
     return {
-        "mode": mode, "threads": args.threads, "pull_interval_s": args.pull_interval, "swaps": len(swaps),
+        "mode": mode, "server": args.server, "threads": args.threads, "pull_interval_s": args.pull_interval, "swaps": len(swaps),
         "requests": len(results), "failed": len(failed),
         "failed_during_swaps": len(failed_during),
         "failed_examples": sorted({f"{s} {str(m)[:80]}" for _, _, s, m in failed})[:5],
@@ -96,10 +97,10 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         d, s, w = r["latency_during_swaps"], r["latency_steady"], r["swap_latency_s"]
         if r["stuck"]:
-            out.append(f"| {r['mode']} | {r['requests']} | {r['failed']} ({r['failed_during_swaps']}) | "
+            out.append(f"| {r['mode']} ({r.get('server', 'rasa')}) | {r['requests']} | {r['failed']} ({r['failed_during_swaps']}) | "
                        f"**stuck after {r['swaps']} swaps**: {r['stuck'][:160]} | | |")
             continue
-        out.append(f"| {r['mode']} | {r['requests']} | {r['failed']} ({r['failed_during_swaps']}) | "
+        out.append(f"| {r['mode']} ({r.get('server', 'rasa')}) | {r['requests']} | {r['failed']} ({r['failed_during_swaps']}) | "
                    f"{d.get('p50_ms')} / {d.get('p95_ms')} / {d.get('p99_ms')} / {d.get('max_ms')} | "
                    f"{s.get('p50_ms')} / {s.get('p99_ms')} | {w['min']} / {w['median']} / {w['max']} |")
     return "\n".join(out)
@@ -120,6 +121,7 @@ def main() -> int:
     parser.add_argument("--pull-interval", type=float, default=1.0)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds of traffic before and after each swap")
     parser.add_argument("--modes", default="atomic,stock")
+    parser.add_argument("--server", choices=["lean", "rasa"], default="lean", help="nlu-ci serve --server")
     parser.add_argument("--pipeline", choices=["linear", "classic"], default="linear",
                         help="linear: tokenizer + LinearIntentClassifier (loads in ms); classic: rasa_nlu's stock "
                              "pickled pipeline with CRF entities (loads slower: a wider window for the stock swap)")

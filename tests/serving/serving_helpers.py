@@ -63,6 +63,25 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 1
         return err.code, dict(err.headers), err.read()
 
 
+def exchange(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Write ``data`` on a raw socket to 127.0.0.1:``port`` (heads no client library sends), read until the server
+    closes (or ``timeout``); the answer's bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def zip_is_complete_model(body: bytes) -> tuple[str, list[str]]:
     """(the model name in nlu_ci.json, problems): every file the metadata lists is in the zip with its sha256."""
     with zipfile.ZipFile(io.BytesIO(body)) as zf:
@@ -154,10 +173,16 @@ def start_model_server(store: Store, tmp: Path, **env: str) -> Server:
                  store.env(**env), tmp / "model_server.log", f"http://127.0.0.1:{port}", "/health")
 
 
-def start_rasa(store: Store, model_url: str, tmp: Path, pull_interval: float = 1.0, swap: str = "atomic") -> Server:
+WORKERS = 2  # the lean server's workers in these tests (both cores; the metrics and the swaps are summed over them)
+
+
+def start_rasa(store: Store, model_url: str, tmp: Path, pull_interval: float = 1.0, swap: str = "atomic",
+               server: str = "lean") -> Server:
+    """``nlu-ci serve`` (``--server lean`` with ``WORKERS`` workers, or ``rasa``: rasa_nlu's own server)."""
     port = free_port()
     return start(["serve", "--host", "127.0.0.1", "--port", str(port), "--model-url", model_url,
-                  "--pull-interval", str(pull_interval), "--swap", swap],
+                  "--pull-interval", str(pull_interval), "--swap", swap, "--server", server,
+                  *(["--workers", str(WORKERS)] if server == "lean" else [])],
                  store.env(TMPDIR=str(tmp)), tmp / f"rasa_{port}.log", f"http://127.0.0.1:{port}", "/ready")
 
 

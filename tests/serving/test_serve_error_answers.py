@@ -6,26 +6,26 @@ The requests are written on a raw socket (no client library tidies them up). The
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
-from serving_helpers import Store, free_port, http_get, start, start_model_server
+from serving_helpers import Store, exchange, free_port, http_get, start, start_model_server
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("errors")
+@pytest.fixture(scope="module", params=["lean", "rasa"])
+def served(tmp_path_factory, request):
+    """``nlu-ci serve --server lean`` (the default) and ``--server rasa``: both answer every case alike."""
+    tmp = tmp_path_factory.mktemp(f"errors-{request.param}")
     store = Store(tmp)
     model = store.run(0)["candidate"]["model"]
     models = start_model_server(store, tmp)
     port = free_port()
     rasa = None
     try:
-        rasa = start(["serve", "--host", "127.0.0.1", "--port", str(port), "--model-url",
+        rasa = start(["serve", "--server", request.param, "--host", "127.0.0.1", "--port", str(port), "--model-url",
                       models.url + "/models/default", "--pull-interval", "1"],
                      store.env(TMPDIR=str(tmp), RASA_NLU_TOKEN=TOKEN), tmp / "rasa.log",
                      f"http://127.0.0.1:{port}", f"/ready?token={TOKEN}")
@@ -38,23 +38,7 @@ def served(tmp_path_factory):
 
 def raw(port: int, data: bytes, timeout: float = 10) -> tuple[str, bytes]:
     """Send ``data``, read until the server closes; (status line, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        chunks = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    answer = b"".join(chunks)
-    head, _, body = answer.partition(b"\r\n\r\n")
+    head, _, body = exchange(port, data, timeout).partition(b"\r\n\r\n")
     return head.split(b"\r\n")[0].decode("latin-1"), body
 
 

@@ -1,4 +1,5 @@
-"""``nlu-ci serve``: rasa_nlu's own HTTP server, answering with the model it pulls from a model URL."""
+"""``nlu-ci serve``: rasa_nlu 0.15's HTTP API (``/parse``, ``/status``, ``/version``, ``/ready``, ``/metrics``),
+answering with the model it pulls from a model URL, on the lean server (default) or rasa_nlu's own."""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +8,10 @@ from nlu_ci.commands.options import PLATFORM
 from nlu_ci.commands.result import Result
 
 NAME = "serve"
-HELP = "run rasa_nlu's HTTP server (/parse, /status, /version, /ready, /metrics only), pulling the active model from --model-url"
-SETTINGS = ["host", "port", "model_url", "pull_interval", "swap", "project", "output", "log_level",
-            "log_format"] + PLATFORM
+HELP = ("serve rasa_nlu's HTTP API (/parse, /status, /version, /ready, /metrics only), pulling the active model from "
+        "--model-url; --server lean (default, --workers processes) or rasa (rasa_nlu's own server)")
+SETTINGS = ["host", "port", "model_url", "pull_interval", "swap", "server", "workers", "project", "output",
+            "log_level", "log_format"] + PLATFORM
 SETTINGS += ["max_message_chars", "fallback_threshold", "query_log", "query_log_max_mb", "query_log_max_age_hours",
              "query_log_mask"]  # nlu-ci serve's own (settings.py: "# -- nlu-ci serve")
 
@@ -19,7 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(settings, args: argparse.Namespace) -> Result:
-    from nlu_ci.serving import rasa_server
+    if settings.server == "rasa":
+        from nlu_ci.serving import rasa_server as server
+    else:
+        from nlu_ci.serving import lean_server as server
 
-    address = rasa_server.run(settings)
-    return Result({"stopped": True, "url": address}, f"rasa_nlu server on {address} stopped")
+    address = server.run(settings)
+    return Result({"stopped": True, "url": address, "server": settings.server},
+                  f"{settings.server} server on {address} stopped")

@@ -1,15 +1,11 @@
-"""What ``nlu-ci serve`` lets through to rasa_nlu's ``RasaNLU`` app, and how it answers everything else.
+"""What ``nlu-ci serve --server rasa`` lets through to rasa_nlu's ``RasaNLU`` app, and how it answers everything else.
 
 rasa_nlu 0.15's app also serves ``/train``, ``/evaluate`` and ``DELETE /models`` to anyone who can connect (one
 ``DELETE /models`` leaves the server with no model), and answers a bad request with Klein's HTML pages or a
 twisted traceback. ``Guard`` is the root resource in front of it:
 
-* only ``/parse`` (GET, POST), ``/status``, ``/version``, ``/ready`` (GET) and the routes given in ``extra``
-  (``/metrics``) pass; any other path is 404, another method 405 (with ``Allow``);
-* the query string must be UTF-8, a POST body a UTF-8 JSON object (at most ``MAX_DEPTH`` deep) whose ``q`` (or
-  ``query``) is a string, the text at most ``max_chars`` characters (413), ``project`` the served one
-  (``default``), ``model`` the served model or absent; otherwise 400/404/413 before rasa_nlu sees it;
-* with a token (``RASA_NLU_TOKEN``) a request without it is 401 (except ``open_routes``: ``/ready``, ``/metrics``);
+* what passes is decided by ``parse_rules.Rules`` (the lean server applies the same rules): only the serving
+  routes, a UTF-8 query, a JSON object body, a bounded message, the served project and model, the token;
 * ``JsonRequest.processingFailed`` turns an exception in a handler into a 500 JSON line and one log line;
 * ``GuardedChannel`` answers a malformed request line, an oversized line or header block (431/414), too many
   headers or an oversized body (413) with a status line and one JSON line, then closes (twisted writes a bare
@@ -20,9 +16,7 @@ Every refused request is one JSON line ``{"error": "..."}`` and one log line (IN
 from __future__ import annotations
 
 import contextlib
-import hmac
 import io
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -30,51 +24,17 @@ from collections.abc import Callable
 from twisted.web import http, server
 from twisted.web.resource import Resource
 
-from nlu_ci import safeio
+from nlu_ci.serving.parse_rules import MAX_BODY, PROJECT, RASA_ROUTES, Refused, Rules, error_body
 
+__all__ = ["MAX_BODY", "PROJECT", "RASA_ROUTES", "Guard", "GuardedChannel", "JsonRequest", "Refused", "error_body",
+           "site"]
 log = logging.getLogger(__name__)
 
-RASA_ROUTES = {b"/parse": (b"GET", b"POST"), b"/status": (b"GET",), b"/version": (b"GET",), b"/ready": (b"GET",)}
-MAX_DEPTH = 32  # a /parse body is {"q": "...", "project": ..., "model": ...}: deeper is not a parse request
-MAX_BODY = 4 << 20  # bytes of a request body (Content-Length); more is 413 before it is read
-PROJECT = "default"  # rasa_nlu's server pulls for its default project only
 
-
-class Refused(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.headers = status, headers or {}
-
-
-def error_body(message: str) -> bytes:
-    return (json.dumps({"error": message}, ensure_ascii=True) + "\n").encode()
-
-
-
-
-def _args(request) -> dict[str, list[str]]:
-    try:
-        return {k.decode("utf-8"): [v.decode("utf-8") for v in vals] for k, vals in request.args.items()}
-    except UnicodeDecodeError:
-        raise Refused(400, "the query string is not valid UTF-8") from None
-
-
-def _body(request) -> dict:
+def _read_body(request) -> bytes:
     raw = request.content.read() if request.content is not None else b""
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise Refused(400, "the request body is not valid UTF-8") from None
-    except RecursionError:
-        raise Refused(400, f"the request body is nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError as err:
-        raise Refused(400, f"the request body is not JSON: {str(err)[:120]}") from None
-    if not isinstance(data, dict):
-        raise Refused(400, 'the request body must be a JSON object such as {"q": "hello"}')
-    if not safeio.nesting_ok(data, MAX_DEPTH):
-        raise Refused(400, f"the request body is nested deeper than {MAX_DEPTH} levels")
     request.content = io.BytesIO(raw)  # rasa_nlu reads it again
-    return data
+    return raw
 
 
 class Guard(Resource):
@@ -85,9 +45,9 @@ class Guard(Resource):
                  extra: dict[bytes, Callable] | None = None, on_parse: Callable | None = None,
                  open_routes: tuple[bytes, ...] = ()):
         super().__init__()
-        self.rasa, self.token, self.max_chars = rasa_resource, token, max_chars
-        self.open_routes = open_routes  # answered without the token (probes, scrapes)
-        self.serving_model, self.extra = serving_model, extra or {}
+        self.rasa, self.extra = rasa_resource, extra or {}
+        self.rules = Rules(token=token, max_chars=max_chars, serving_model=serving_model, extra=tuple(self.extra),
+                           open_routes=open_routes)
         self.on_parse = on_parse  # called as on_parse(status, seconds) when a /parse request finishes
 
     def render(self, request):
@@ -96,48 +56,12 @@ class Guard(Resource):
         if path == b"/parse" and self.on_parse is not None:
             request.notifyFinish().addBoth(lambda _: self.on_parse(request.code, time.perf_counter() - t0))
         try:
-            self._check(request, path)
+            self.rules.check(request.method, path, request.args, lambda: _read_body(request))
         except Refused as err:
             return self.refuse(request, err.status, str(err), err.headers)
         if path in self.extra:
             return self.extra[path](request)
         return self.rasa.render(request)
-
-    def _check(self, request, path: bytes) -> None:
-        methods = (b"GET",) if path in self.extra else RASA_ROUTES.get(path)
-        if methods is None:
-            allowed = b", ".join([*RASA_ROUTES, *self.extra]).decode()
-            raise Refused(404, f"no such path {path[:100].decode('utf-8', 'replace')!r}: this server answers {allowed}")
-        if request.method not in methods:
-            allow = ", ".join(m.decode() for m in methods)
-            raise Refused(405, f"{request.method[:20].decode('latin-1')} not allowed on {path.decode()}: use {allow}",
-                          {"Allow": allow})
-        args = _args(request)
-        if self.token is not None and path not in self.open_routes:
-            given = (args.get("token") or [""])[0]
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                raise Refused(401, "unauthorized: this server needs ?token=")
-        if path == b"/parse":
-            params = {k: v[0] for k, v in args.items() if v}
-            if request.method == b"POST":
-                params = _body(request)
-            self._check_parse(params)
-
-    def _check_parse(self, params: dict) -> None:
-        text = params.get("q", params.get("query"))
-        if text is None:  # rasa_nlu's own answer, in one line
-            raise Refused(404, "Invalid parse parameter specified")
-        if not isinstance(text, str):
-            raise Refused(400, '"q" must be a string')
-        if len(text) > self.max_chars:
-            raise Refused(413, f"the message has {len(text)} characters, more than {self.max_chars} "
-                               "(--max-message-chars)")
-        project = params.get("project", PROJECT)
-        if project != PROJECT:
-            raise Refused(404, f"no project {str(project)[:80]!r}: this server serves {PROJECT!r}")
-        model = params.get("model")
-        if model is not None and model != self.serving_model():
-            raise Refused(404, f"model {str(model)[:80]!r} is not the served model ({self.serving_model()})")
 
     @staticmethod
     def refuse(request, status: int, message: str, headers: dict[str, str] | None = None) -> bytes:

@@ -8,9 +8,17 @@ confidence; messages below the fallback threshold; model pulls by result, the ti
 their duration. Names and labels are listed in docs/serving.md.
 
 Updates take a lock of their own (never the model's): a scrape during a swap is answered at once.
+
+Several worker processes (the lean server, ``lean_server``): with ``PROMETHEUS_MULTIPROC_DIR`` set before the
+metrics are made, prometheus_client's multiprocess mode keeps each process's values in files there and a scrape of
+any worker sums them (``MultiProcessCollector``): counters and histograms add up over the workers (a worker that
+died keeps its counts), the gauges are ``livemax`` (the served model, the threshold, the last good pull: the
+newest among live workers). A model that is no longer served is set to 0 (its file entry cannot be removed) and
+left out of the answer, so ``nlu_ci_serving_model_info`` still has one series per served model, value 1.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -27,6 +35,8 @@ SWAP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 class ServingMetrics:
     def __init__(self, project: str = "default", fallback_threshold: float = 0.3):
         self.registry = r = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        live = "livemax"  # multiprocess mode only: the newest value among live workers
         self.project, self.fallback_threshold = project, fallback_threshold
         self._lock = threading.Lock()
         self._known: frozenset[str] = frozenset()
@@ -35,7 +45,7 @@ class ServingMetrics:
         self.latency = Histogram(f"{PREFIX}_parse_duration_seconds", "/parse latency, seconds (request to answer)",
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.model_info = Gauge(f"{PREFIX}_model_info", "the model this server answers with (value 1)",
-                                ["project", "model"], registry=r)
+                                ["project", "model"], registry=r, multiprocess_mode=live)
         self.intents = Counter(f"{PREFIX}_intent_predictions", "predicted intents ('other': not an intent of the "
                                "served model)", ["intent"], registry=r)
         self.confidence = Histogram(f"{PREFIX}_intent_confidence", "confidence of the predicted intent",
@@ -44,12 +54,12 @@ class ServingMetrics:
                                       "below the fallback threshold", registry=r)
         self.parsed = Counter(f"{PREFIX}_parsed_messages", "messages the served model parsed", registry=r)
         self.threshold = Gauge(f"{PREFIX}_fallback_threshold", "the fallback threshold (--fallback-threshold)",
-                               registry=r)
+                               registry=r, multiprocess_mode=live)
         self.threshold.set(fallback_threshold)
         self.pulls = Counter(f"{PREFIX}_model_pulls", "model pulls by result (updated, unchanged, failed, "
                              "rejected: did not match its checksums)", ["result"], registry=r)
         self.last_good_pull = Gauge(f"{PREFIX}_last_good_pull_timestamp_seconds", "time of the last pull that got an "
-                                    "answer (a new model or 'unchanged')", registry=r)
+                                    "answer (a new model or 'unchanged')", registry=r, multiprocess_mode=live)
         self.swaps = Counter(f"{PREFIX}_model_swaps", "models loaded and switched to", registry=r)
         self.swap_duration = Histogram(f"{PREFIX}_model_swap_duration_seconds", "time to load a pulled model and "
                                        "switch to it, seconds", buckets=SWAP_BUCKETS, registry=r)
@@ -65,6 +75,7 @@ class ServingMetrics:
         with self._lock:
             if model != self._model:
                 if self._model is not None:
+                    self.model_info.labels(project=self.project, model=self._model).set(0)  # multiprocess files
                     self.model_info.remove(self.project, self._model)
                 if model is not None:
                     self.model_info.labels(project=self.project, model=model).set(1)
@@ -107,9 +118,32 @@ class ServingMetrics:
             if confidence < self.fallback_threshold:
                 self.low_confidence.inc()
 
+    def text(self) -> bytes:
+        """The exposition text: this registry, or in multiprocess mode the sum over every worker's files."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        registry.register(_Served(self.multiprocess_dir))
+        return generate_latest(registry)
+
     def render(self, request) -> bytes:
         """The ``GET /metrics`` answer (twisted request)."""
         from prometheus_client import CONTENT_TYPE_LATEST
 
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
-        return generate_latest(self.registry)
+        return self.text()
+
+
+class _Served:
+    """prometheus_client's ``MultiProcessCollector``, without the model_info series of models no longer served."""
+
+    def __init__(self, path: str):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        self.inner = MultiProcessCollector(None, path)
+
+    def collect(self):
+        for family in self.inner.collect():
+            if family.name == f"{PREFIX}_model_info":
+                family.samples = [s for s in family.samples if s.value]
+            yield family

@@ -1,4 +1,4 @@
-"""``nlu-ci serve``: rasa_nlu 0.15's own HTTP server (its ``RasaNLU`` app and ``DataRouter``: ``/parse``, ``/status``,
+"""``nlu-ci serve --server rasa``: rasa_nlu 0.15's own HTTP server (its ``RasaNLU`` app and ``DataRouter``: ``/parse``, ``/status``,
 ``/version`` answer exactly as with ``python -m rasa_nlu.server``), pulling its model from a model URL.
 
 Why not ``rasa_nlu.server.main``: it binds 0.0.0.0 whatever one asks, reads a module global set only under
@@ -66,20 +66,29 @@ def _add_ready_route(app_class) -> None:
     app_class._nlu_ci_ready = True
 
 
-def build(settings, workdir: str | None = None):
-    """rasa_nlu's ``RasaNLU`` app over a ``DataRouter`` that pulls from the model URL (first pull done)."""
+def data_router(settings, metrics, workdir: str):
+    """rasa_nlu's ``DataRouter`` pulling from the model URL (first pull done), with nlu-ci's swap and locks.
+    The lean server (``lean_app``) answers with the same object, so both servers give the same answers."""
     from rasa_nlu.data_router import DataRouter
-    from rasa_nlu.server import RasaNLU
 
-    from nlu_ci.serving import parse_metrics, swap, threadsafe
+    from nlu_ci.serving import swap, threadsafe
 
     threadsafe.apply()  # rasa_nlu's CRFEntityExtractor under concurrent requests (both swap modes)
-    metrics = parse_metrics.ServingMetrics(settings.project, settings.fallback_threshold)
     if settings.swap == "atomic":
         swap.apply(metrics, require_metadata=bool(settings.model_url))  # serve-models' zips carry nlu_ci.json
     endpoint = endpoint_config(settings)
+    return DataRouter(workdir, model_server=endpoint, wait_time_between_pulls=settings.pull_interval)
+
+
+def build(settings, workdir: str | None = None):
+    """rasa_nlu's ``RasaNLU`` app over a ``DataRouter`` that pulls from the model URL (first pull done)."""
+    from rasa_nlu.server import RasaNLU
+
+    from nlu_ci.serving import parse_metrics
+
+    metrics = parse_metrics.ServingMetrics(settings.project, settings.fallback_threshold)
     workdir = workdir or tempfile.mkdtemp(prefix="nlu-ci-serve-")  # rasa_nlu's --path: nothing is kept there
-    router = DataRouter(workdir, model_server=endpoint, wait_time_between_pulls=settings.pull_interval)
+    router = data_router(settings, metrics, workdir)
     _add_ready_route(RasaNLU)
     rasa = RasaNLU(router, settings.log_level, None, 1, settings.rasa_nlu_token)
     rasa.nlu_ci_metrics = metrics
@@ -112,11 +121,16 @@ def run(settings) -> str:
     finally:
         if answers is not None:
             answers.close()
-        for project in rasa.data_router.project_store.values():
-            for folder in getattr(project, "_nlu_ci_dirs", []):
-                shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_pulled(rasa.data_router, workdir)
     return address
+
+
+def remove_pulled(router, workdir: str) -> None:
+    """The pulled models' folders and rasa_nlu's --path folder, when the server stops."""
+    for project in router.project_store.values():
+        for folder in getattr(project, "_nlu_ci_dirs", []):
+            shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _safe_url(settings) -> str:

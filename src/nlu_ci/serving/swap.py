@@ -36,7 +36,8 @@ import time
 log = logging.getLogger(__name__)
 
 _applied = False
-_config = {"metrics": None, "require_metadata": True}  # set by apply(): the server's metrics, what is verified
+_config = {"metrics": None, "require_metadata": True,  # set by apply(): the server's metrics, what is verified
+           "stage": None, "current": None}  # set by lockstep (the lean server's workers): stage, switch
 
 
 def model_name_from(filename: str | None) -> str | None:
@@ -50,18 +51,31 @@ def model_name_from(filename: str | None) -> str | None:
 
 def _update_model(self, model_dir: str, model_name: str) -> bool:
     interpreter = self._interpreter_for_model(model_name, model_dir)  # the old model keeps answering meanwhile
-    old_dirs = getattr(self, "_nlu_ci_dirs", [])
-    self._models = {model_name: interpreter}  # one reference assignment: a reader sees the old dict or the new
-    self._nlu_ci_dirs = [model_dir]
+    stage = _config.get("stage")
+    if stage is not None:  # the lean server's workers switch together (lockstep.py)
+        from nlu_ci.serving import pulled
+
+        return stage(self, model_name, interpreter, model_dir, pulled.intents(model_dir))
+    install(self, model_name, interpreter, model_dir)
+    return True
+
+
+def install(project, model_name: str, interpreter, model_dir: str) -> None:
+    """Answer with ``interpreter`` from now on; the replaced model's folder is removed."""
+    old_dirs = getattr(project, "_nlu_ci_dirs", [])
+    project._models = {model_name: interpreter}  # one reference assignment: a reader sees the old dict or the new
+    project._nlu_ci_dirs = [model_dir]
     for d in old_dirs:
         if d != model_dir:
             shutil.rmtree(d, ignore_errors=True)
     log.info("now serving model %s", model_name)
-    return True
 
 
 def _parse_factory(original):
     def parse(self, text, parsing_time=None, requested_model_name=None):
+        current = _config.get("current")
+        if current is not None:
+            current(self)  # lockstep: switch to the model all workers have, if it was published since
         models = self._models  # one snapshot for the whole request
         if self.pull_models:
             loaded = [(name, interp) for name, interp in models.items() if interp is not None]
@@ -87,7 +101,8 @@ def _update_from_server(model_server, project_obj) -> None:
     try:
         # nothing loaded (the first pull, a model that failed to load or was unloaded): ask for the model whatever
         # the fingerprint, so the server answers 200 and not 204 for ever
-        known = project_obj.fingerprint if serving else None
+        staged = getattr(project_obj, "_nlu_ci_staged", None)  # lockstep: loaded, not answering yet
+        known = project_obj.fingerprint if serving or staged else None
         result, fingerprint, filename, detail = pulled.fetch(model_server, model_dir, known)
         if result == "updated" and os.listdir(model_dir):
             name = model_name_from(filename) or project._get_remote_model_name(None)
@@ -102,7 +117,8 @@ def _update_from_server(model_server, project_obj) -> None:
                 project_obj.fingerprint = fingerprint  # only now: a model that failed to load is tried again
                 if metrics is not None:
                     metrics.swapped(time.monotonic() - t0)
-                    metrics.served(name, pulled.intents(model_dir))
+                    if serving_model(project_obj) == name:  # else staged: lockstep reports it when it switches
+                        metrics.served(name, pulled.intents(model_dir))
                     metrics.pulled("updated")
                 return
         elif result == "failed":
