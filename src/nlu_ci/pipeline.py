@@ -27,13 +27,13 @@ from nlu_ci.evaluation import EvaluationResult
 from nlu_ci.gate import fallback
 from nlu_ci.gate.policy import Policy, load_policy
 from nlu_ci.job import Job
+from nlu_ci.job.search import run as cv_search
 from nlu_ci.messages import live
-from nlu_ci.registry.metadata import model_metadata
 from nlu_ci.registry import holds, records
 from nlu_ci.registry.base import Evaluated
+from nlu_ci.registry.metadata import model_metadata
 from nlu_ci.registry.store import iso, now_utc
 from nlu_ci.report.model import DataInfo, DecisionRecord, ModelScores, RunReport
-from nlu_ci.job.search import run as cv_search
 from nlu_ci.settings import Settings
 
 log = logging.getLogger(__name__)

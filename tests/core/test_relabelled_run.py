@@ -9,15 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from support import growth
-from support.data import CONFIG, cli_env, run_cli
-from support.rasa3_project import RELABEL_FROM, RELABEL_TO, day_steps, relabelled
-
 from markupsafe import escape
 
 from nlu_ci.check import held_out
 from nlu_ci.report import document
+from support import growth
+from support.data import CONFIG, cli_env, run_cli
+from support.rasa3_project import RELABEL_FROM, RELABEL_TO, day_steps, relabelled
 
 pytestmark = pytest.mark.skipif(not growth.available(), reason="HWU64 is not in /work/shared/datasets")
 

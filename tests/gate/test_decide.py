@@ -13,8 +13,8 @@ from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 
 from nlu_ci import gate
-from nlu_ci.gate import registered
 from nlu_ci.evaluation import EvaluationResult, evaluate
+from nlu_ci.gate import registered
 from nlu_ci.gate.policy import DEFAULT, Bootstrap, EntityF1, MustPass, Significance
 
 INTENTS = ["greet", "goodbye", "affirm", "deny", "order_pizza"]

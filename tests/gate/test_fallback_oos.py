@@ -68,8 +68,9 @@ def _predictions(report: dict) -> list[dict]:
 
 
 def _interpreter(model_dir: str):
-    import nlu_ci.engine  # noqa: F401  (the compat shims before rasa_nlu)
     from rasa_nlu.model import Interpreter
+
+    import nlu_ci.engine  # noqa: F401  (the compat shims before rasa_nlu)
 
     return Interpreter.load(model_dir)
 

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import yaml
-
 from kubernetes_validate import utils as kv
 
 from nlu_ci import settings as settings_mod

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nlu_ci import settings
-from nlu_ci import masking
+from nlu_ci import masking, settings
 from nlu_ci.messages import MAX_RECORD_BYTES, live, sources
 
 from . import tracker

@@ -26,7 +26,6 @@ from serving_helpers import Server as ServingProcess  # noqa: E402
 from serving_helpers import Store, free_port, parse, start, start_model_server, start_rasa  # noqa: E402
 
 
-
 def _load(name: str, path: Path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nlu_ci.check import judge
 from nlu_ci.check import summary as check_summary
-from nlu_ci.commands.options import RUN, RUN_CORE
+from nlu_ci.commands.options import RUN_CORE
 from nlu_ci.commands.result import Result
 from nlu_ci.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_RUNTIME, ConfigError
 from nlu_ci.outputs import channels

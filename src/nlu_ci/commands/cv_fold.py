@@ -39,8 +39,8 @@ def _index(args, environ) -> int:
 
 def main(settings, args: argparse.Namespace) -> Result:
     from nlu_ci.data import dataset, git_source
-    from nlu_ci.pipeline import read_configs, split_data
     from nlu_ci.job.search import cv
+    from nlu_ci.pipeline import read_configs, split_data
 
     if not settings.cv_folds:
         raise ConfigError("cv-fold: set --cv-folds / NLU_CI_CV_FOLDS (K >= 2)")

@@ -15,6 +15,7 @@ same test set, in the same order. Without them (a platform evaluation has no ``u
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from nlu_ci.gate import registered, stats
 from nlu_ci.gate.policy import DEFAULT, Policy

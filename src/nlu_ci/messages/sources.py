@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import time
 
-from nlu_ci.errors import DataError
 from nlu_ci import masking
+from nlu_ci.errors import DataError
 from nlu_ci.messages import MAX_TEXT_CHARS, Batch, query_log, tracker_store, url
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ from nlu_ci.redact import redact
 from nlu_ci.registry.base import Registry
 from nlu_ci.registry.store import ModelStore, iso, now_utc
 
-
 NAME = "local"
 OPTIONS: list = []  # the store (--models-dir, --project) and the data (--data, --data-git-*) are every run's
 

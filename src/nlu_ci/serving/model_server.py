@@ -33,7 +33,14 @@ from urllib.parse import unquote, urlsplit
 from nlu_ci.errors import StoreError
 from nlu_ci.registry.store import verify_model_dir
 from nlu_ci.serving.active_model import ActiveModel, NoModel, check_root, resolve
-from nlu_ci.serving.bounded import EVICTED, TIMED_OUT, BoundedHandlerMixin, BoundedHTTPServer, ClientGone, Limits
+from nlu_ci.serving.bounded import (
+    EVICTED,
+    TIMED_OUT,
+    BoundedHandlerMixin,
+    BoundedHTTPServer,
+    ClientGone,
+    Limits,
+)
 from nlu_ci.serving.model_server_metrics import CONTENT_TYPE, ServerMetrics, route_of
 from nlu_ci.serving.zips import Damaged, ZipCache, file_stats
 
