@@ -163,8 +163,12 @@ def judge_labels(job: Job, inputs: Inputs) -> held_out.Guarded | None:
     if job.settings.base_data or not inputs.active:
         return None
     with job.stage("labels"):
-        path = job.store.path(inputs.active)  # read only from a model folder that matches its checksums
-        ref = held_out.reference(inputs.active, path if path.is_dir() and not job.store.verify(inputs.active) else None)
+        try:  # read only from a model folder that matches its checksums
+            path = job.store.path(inputs.active)
+            usable = path.is_dir() and not job.store.verify(inputs.active)
+        except StoreError:  # a damaged ACTIVE (e.g. naming ../): the evaluation says so; it never stops the run
+            return None
+        ref = held_out.reference(inputs.active, path if usable else None)
         if ref is None:
             return None
         guarded = held_out.guard(ref, [dataset.example_dict(m) for m in inputs.data.training_examples],
