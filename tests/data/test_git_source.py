@@ -310,3 +310,12 @@ def test_the_token_is_sent_only_as_a_header_scoped_to_the_origin(tmp_path):
     assert env["GIT_TERMINAL_PROMPT"] == "0" and env["GIT_CONFIG_NOSYSTEM"] == "1" and keys["core.symlinks"] == "false"
     assert env["GIT_ALLOW_PROTOCOL"] == "https:http:ssh:git:file" and "tok-abcdef123" not in src.url
     assert not any("NLU_CI" in k for k in env), "nlu-ci's own settings are not passed to git"
+
+
+def test_the_git_daemon_double_stops_its_listener_thread(tmp_path):
+    """A listener thread left in accept() after the daemon stops takes later servers' connections in this process
+    (the descriptor is reused): the day-in-production test's git fetch got 'Connection reset by peer'."""
+    daemon = GitDaemon(tmp_path)
+    with daemon:
+        pass
+    assert not daemon.thread.is_alive()

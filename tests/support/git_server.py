@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 import subprocess
 import threading
@@ -93,8 +94,14 @@ class GitDaemon:
 
     def __exit__(self, *exc) -> None:
         self.stopped.set()
-        self.listener.close()
+        # wake the thread blocked in accept() first: closing a socket another thread is accepting on does not
+        # wake it on Linux, and the leaked thread then accepts on whatever socket reuses the descriptor (it took
+        # a later GitHttp's connections and handed them to `git daemon --inetd`: "Connection reset by peer")
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.thread.join(timeout=5)
+        self.listener.close()
+        assert not self.thread.is_alive(), "the git daemon listener thread did not stop"
         for child in self.children:
             if child.poll() is None:
                 child.kill()

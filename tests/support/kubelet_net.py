@@ -7,6 +7,7 @@ endpoints (kubernetes.io/docs/concepts/services-networking/service/#defining-a-s
 the connection is closed at once (kube-proxy rejects it)."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import socket
@@ -71,6 +72,10 @@ class ServiceProxy:
 
     def close(self) -> None:
         self._closed = True
+        # wake the accept() first (tests/support/git_server.py GitDaemon says why: closing alone leaves the
+        # thread accepting on whatever socket reuses the descriptor)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
 
