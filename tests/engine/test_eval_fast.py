@@ -91,3 +91,35 @@ def test_per_text_featurizer_equals_the_count_vectorizers(hwu_model, texts):
         assert one.indices.tolist() == stock.indices.tolist() and one.indptr.tolist() == stock.indptr.tolist()
         assert one.data.tolist() == stock.data.tolist()     # exactly, not within a tolerance
     assert features.transform_one("").nnz == 0
+
+
+def _training_copy(doc, lookup=False):
+    from rasa_nlu.training_data import TrainingData
+    from rasa_nlu.training_data.formats.rasa import RasaReader
+
+    data = RasaReader().read_from_json({"rasa_nlu_data": doc})
+    if lookup:
+        data.lookup_tables.append({"name": "city", "elements": ["london", "new york", "paris"]})
+    return TrainingData(data.training_examples[:1500], regex_features=list(data.regex_features),
+                        lookup_tables=list(data.lookup_tables))
+
+
+@pytest.mark.parametrize("lookup", [False, True], ids=["patterns", "patterns+lookup"])
+def test_regex_batch_train_leaves_what_the_stock_train_leaves(lookup):
+    """engine.training trains a stock RegexFeaturizer by regex_batch.train: the featurizer's patterns and
+    every training example's token marks and text features equal rasa_nlu's own train's (HWU64's 67)."""
+    from rasa_nlu.featurizers.regex_featurizer import RegexFeaturizer
+    from rasa_nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+
+    from nlu_ci.engine import training
+
+    doc = _doc(growth.HWU64)
+    stock_data, fast_data = _training_copy(doc, lookup), _training_copy(doc, lookup)
+    for data in (stock_data, fast_data):
+        WhitespaceTokenizer().train(data, None)
+    stock, fast = RegexFeaturizer(), RegexFeaturizer()
+    stock.train(stock_data, None)
+    training._train_step(fast)(fast_data, None)
+    assert fast.known_patterns == stock.known_patterns and len(fast.known_patterns) == 67 + lookup
+    assert _state(fast_data.training_examples) == _state(stock_data.training_examples)
+    assert sum(any(m.get("text_features")) for m in fast_data.training_examples) > 100

@@ -74,3 +74,11 @@ def process_batch(component, messages: list, **_context) -> None:
             token.set("pattern", mark)
         extras = np.array(found).astype(float)
         message.set("text_features", component._combine_with_existing_text_features(message, extras))
+
+
+def train(component, training_data, _config=None, **_context) -> None:
+    """What ``component.train(training_data, config)`` does (rasa_nlu 0.15 regex_featurizer.py: take the
+    data's patterns and lookup tables, then ``process`` every training example), the examples batched."""
+    component.known_patterns = training_data.regex_features
+    component._add_lookup_table_regexes(training_data.lookup_tables)
+    process_batch(component, training_data.training_examples)
