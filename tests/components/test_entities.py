@@ -30,6 +30,7 @@ ENTS = [{"start": 9, "end": 22, "entity": "city"}, {"start": 26, "end": 31, "ent
 
 
 @pytest.mark.parametrize("scheme,expected", [
+    ("IO", ["O", "O", "I-city", "I-city", "I-city", "O", "I-city", "I-date"]),
     ("BIO", ["O", "O", "B-city", "I-city", "I-city", "O", "B-city", "B-date"]),
     ("BILOU", ["O", "O", "B-city", "I-city", "L-city", "O", "U-city", "U-date"]),
 ])
@@ -45,9 +46,19 @@ def test_adjacent_entities_of_one_type_stay_apart_and_misaligned_ones_are_counte
     toks = tokens("paris london")
     tags, skipped = tags_from_entities(toks, [{"start": 0, "end": 5, "entity": "city"},
                                               {"start": 6, "end": 12, "entity": "city"},
-                                              {"start": 1, "end": 5, "entity": "bad"}])
+                                              {"start": 1, "end": 5, "entity": "bad"}], "BIO")
     assert tags == ["B-city", "B-city"] and skipped == 1
     assert spans_from_tags(tags) == [(0, 0, "city"), (1, 1, "city")]
+
+
+def test_io_tags_read_adjacent_entities_of_one_type_back_as_one():
+    """The price of IO's fewer labels (the default): documented in tagging.py and the README."""
+    toks = tokens("paris london to rome")
+    tags, _ = tags_from_entities(toks, [{"start": 0, "end": 5, "entity": "city"},
+                                        {"start": 6, "end": 12, "entity": "city"},
+                                        {"start": 16, "end": 20, "entity": "city"}], "IO")
+    assert tags == ["I-city", "I-city", "O", "I-city"]
+    assert spans_from_tags(tags) == [(0, 1, "city"), (3, 3, "city")]
 
 
 def test_lenient_decoding_of_stray_inside_tags():

@@ -120,7 +120,8 @@ def test_features_built_as_they_go_give_the_model_of_all_sequences_at_once(sampl
     WhitespaceTokenizer().train(train_data, None)
     extractor = LeanCRFEntityExtractor({"calibration_sample": 60})
     extractor.train(train_data)
-    sequences = [(token_features(m.get("tokens")), tags_from_entities(m.get("tokens"), m.get("entities", []))[0])
+    scheme = extractor.component_config["tagging"]
+    sequences = [(token_features(m.get("tokens")), tags_from_entities(m.get("tokens"), m.get("entities", []), scheme)[0])
                  for m in extractor.filter_trainable_entities(train_data.training_examples) if m.get("tokens")]
     assert len(sequences) > 60
     trainer = pycrfsuite.Trainer(algorithm="pa", verbose=False)

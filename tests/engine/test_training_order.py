@@ -76,3 +76,43 @@ def test_training_without_rasas_deepcopy_writes_the_same_files_and_leaves_the_da
         if name != "metadata.json":  # its trained_at differs
             assert (tmp_path / "ours" / name).read_bytes() == (tmp_path / "rasas" / name).read_bytes(), name
     assert a != b
+
+
+def _children() -> list[int]:
+    import os
+    from pathlib import Path
+
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    return sorted(int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split())
+
+
+def test_the_entity_fits_run_beside_the_intent_training_and_an_error_there_stops_them(monkeypatch):
+    """``LeanCRFEntityExtractor.train_in_background``: its fits are still running in forked processes while
+    the intent classifier trains (engine.training.train_pipeline), and when that training fails no fit
+    outlives it (killed and reaped before the error leaves train_pipeline)."""
+    import time
+
+    from rasa_nlu.model import Trainer
+    from rasa_nlu.training_data import load_data
+
+    from nlu_ci.components import entities, intent
+    from nlu_ci.engine.training import train_pipeline
+
+    monkeypatch.setattr(entities, "_fit", lambda trainer, seed: time.sleep(120))
+    seen = {}
+
+    def failing(self, *args, **kwargs):
+        seen["running"] = _children()
+        raise RuntimeError("intent training failed")
+
+    monkeypatch.setattr(intent.LinearIntentClassifier, "train", failing)
+    before = _children()
+    cfg, _ = read_config(ROOT / "nlu_config.yml")
+    try:
+        cpus.set_workers(2)
+        with pytest.raises(RuntimeError, match="intent training failed"):
+            train_pipeline(Trainer(cfg), load_data(str(SAMPLE)))
+    finally:
+        cpus.set_workers(0)
+    assert len(set(seen["running"]) - set(before)) >= 2   # the main CRF and its calibration folds, started
+    assert _children() == before

@@ -48,33 +48,50 @@ def out_of_fold(sequences: list[Sequence], make_trainer: Callable, folds: int, s
 def out_of_fold_picked(picked: list[Sequence], make_trainer: Callable, folds: int,
                        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``out_of_fold`` of the sequences ``fold_pick`` chose, given in its order."""
-    if folds < 2 or len(picked) < folds:
-        return np.zeros(0), np.zeros(0)
-    which = np.arange(len(picked)) % folds
-    with tempfile.TemporaryDirectory(prefix="nlu-ci-crf-folds-") as tmp:
-        def fold(k: int) -> Callable[[], tuple[list[float], list[bool]]]:
-            return lambda: _fold(picked, make_trainer, np.flatnonzero(which != k), np.flatnonzero(which == k),
-                                 os.path.join(tmp, f"fold{k}.crfsuite"), seed + 1 + k)
+    tasks = fold_tasks(picked, make_trainer, folds, seed)
+    # each fold in its own process (the pod's CPUs: ``cpus.workers``); results in fold order, so the
+    # calibration is the same whatever the number of workers
+    return fold_scores(child.parallel(tasks, cpus.workers(), "entity calibration fold"))
 
-        # each fold in its own process (the pod's CPUs: ``cpus.workers``); results in fold order, so the
-        # calibration is the same whatever the number of workers
-        parts = child.parallel([fold(k) for k in range(folds)], cpus.workers(), "entity calibration fold")
+
+def fold_tasks(picked: list[Sequence], make_trainer: Callable, folds: int,
+               seed: int) -> list[Callable[[], tuple[list[float], list[bool]]]]:
+    """One function per fold (none when there are fewer sequences than folds, or folds < 2): train on the
+    other folds (model file in a temporary folder of its own), return (raw confidences, correct flags) of the held-out fold's
+    entities. The caller runs them (``child.parallel``, possibly beside other fits) and hands the results,
+    in order, to ``fold_scores``."""
+    if folds < 2 or len(picked) < folds:
+        return []
+    which = np.arange(len(picked)) % folds
+
+    def fold(k: int) -> Callable[[], tuple[list[float], list[bool]]]:
+        return lambda: _fold(picked, make_trainer, np.flatnonzero(which != k), np.flatnonzero(which == k),
+                             seed + 1 + k)
+
+    return [fold(k) for k in range(folds)]
+
+
+def fold_scores(parts: list[tuple[list[float], list[bool]]]) -> tuple[np.ndarray, np.ndarray]:
+    """The folds' results (in fold order) as (raw confidences, correct flags) arrays."""
     scores = [s for part, _ in parts for s in part]
     correct = [c for _, part in parts for c in part]
     return np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=bool)
 
 
 def _fold(sequences: list[Sequence], make_trainer: Callable, train: np.ndarray, held: np.ndarray,
-          path: str, seed: int) -> tuple[list[float], list[bool]]:
+          seed: int) -> tuple[list[float], list[bool]]:
     import pycrfsuite
 
     trainer = make_trainer()
     for i in train:
         trainer.append(*sequences[i])
-    seed_crfsuite(seed)
-    trainer.train(path)
-    tagger = pycrfsuite.Tagger()
-    tagger.open(path)
+    with tempfile.TemporaryDirectory(prefix="nlu-ci-crf-fold-") as tmp:
+        path = os.path.join(tmp, "fold.crfsuite")
+        seed_crfsuite(seed)
+        trainer.train(path)
+        del trainer
+        tagger = pycrfsuite.Tagger()
+        tagger.open(path)
     scores: list[float] = []
     correct: list[bool] = []
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -100,11 +101,12 @@ class LinearIntentClassifier(Component):
         s = svm.decision_function(x)
         return np.column_stack([-s, s]) if s.ndim == 1 else s
 
-    def _out_of_fold_scores(self, x, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Decision scores of k-fold models on the examples each did not see, for fitting the temperature.
+    def _calibration_folds(self, x, y: np.ndarray) -> tuple[list, Callable] | None:
+        """The k-fold fits whose decision scores on the examples each did not see fit the temperature:
+        (one function per fold, ``combine``); ``combine(results in fold order)`` gives (scores, labels).
 
         Uses at most ``calibration_sample`` examples (a seeded random subset) and only intents with at
-        least k of them there; returns None when fewer than 2 such intents remain.
+        least k of them there; None when fewer than 2 such intents remain.
         """
         from sklearn.model_selection import StratifiedKFold
 
@@ -122,18 +124,32 @@ class LinearIntentClassifier(Component):
         remap = np.full(len(self.classes), -1)
         remap[kept] = np.arange(len(kept))
         xs, ys = x[pick], remap[y[pick]]
-        scores = np.zeros((len(ys), len(kept)))
         split = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=c["random_state"])
                      .split(np.zeros(len(ys)), ys))
 
         def fold(train_idx: np.ndarray, held_idx: np.ndarray):
             return lambda: self._scores(self._svm().fit(xs[train_idx], ys[train_idx]), xs[held_idx])
 
-        # one process per fold on the pod's CPUs (``cpus.workers``); the same numbers with any count
-        parts = child.parallel([fold(t, h) for t, h in split], cpus.workers(), "intent calibration fold")
-        for (_, held_idx), part in zip(split, parts, strict=True):
-            scores[held_idx] = part
-        return scores, ys
+        def combine(parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            scores = np.zeros((len(ys), len(kept)))
+            for (_, held_idx), part in zip(split, parts, strict=True):
+                scores[held_idx] = part
+            return scores, ys
+
+        return [fold(t, h) for t, h in split], combine
+
+    def _fit(self, x, y: np.ndarray):
+        """(the fitted LinearSVC, the out-of-fold (scores, labels) or None). With more than one worker
+        (``cpus.workers``) the main fit and the calibration folds run side by side, each in a forked process
+        (the folds are smaller: on 2 CPUs they take the second one); the same numbers with any count."""
+        plan = self._calibration_folds(x, y)
+        folds, workers = (plan[0] if plan else []), cpus.workers()
+        if folds and workers > 1:
+            svm, *parts = child.parallel([lambda: self._svm().fit(x, y), *folds], workers, "intent fit")
+        else:
+            svm = self._svm().fit(x, y)
+            parts = child.parallel(folds, workers, "intent calibration fold")
+        return svm, (plan[1](parts) if plan else None)
 
     def train(self, training_data, cfg=None, **kwargs: Any) -> None:
         examples = training_data.intent_examples
@@ -153,13 +169,12 @@ class LinearIntentClassifier(Component):
         x = self.features.transform(texts)
         index = {name: i for i, name in enumerate(self.classes)}
         y = np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
-        svm = self._svm().fit(x, y)
+        svm, oof = self._fit(x, y)
         coef, intercept = svm.coef_, svm.intercept_
         if coef.shape[0] == 1:          # binary: LinearSVC keeps one hyperplane; score both sides
             coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
         self.weights = np.ascontiguousarray(coef.T, dtype=np.float64)
         self.intercept = np.asarray(intercept, dtype=np.float64)
-        oof = self._out_of_fold_scores(x, y)
         self.temperature = fit_temperature(*oof) if oof is not None else DEFAULT_TEMPERATURE
         log.info("LinearIntentClassifier: %d intents, %d features, temperature %.4f",
                  len(self.classes), self.features.n_features, self.temperature)
