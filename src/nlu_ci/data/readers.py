@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlu_ci.data import Notes, attach, markup, rasa_yaml, sources
+from nlu_ci.data import Notes, attach, markup, rasa_schema, rasa_yaml, sources
 
 
 def read(path: Path, raw: str):
@@ -27,6 +27,7 @@ def read(path: Path, raw: str):
             return attach(data, notes)
     from rasa_nlu.training_data import load_data
 
+    rasa_schema.install()   # the schema check without jsonschema's walk when the file passes it
     data = load_data(str(path))
     notes.examples = len(data.training_examples)
     return attach(data, notes)
