@@ -116,22 +116,15 @@ class LeanCRFEntityExtractor(EntityExtractor):
 
     # -- training -------------------------------------------------------------------------------
     def train(self, training_data, cfg=None, **kwargs: Any) -> None:
-        started = self.train_in_background(training_data, cfg, **kwargs)
-        if started is not None:
-            started.wait()
-
-    def train_in_background(self, training_data, cfg=None, **kwargs: Any) -> child.Started | None:
-        """``train``, returning while the fits run: with more than one worker (``cpus.workers``) the main
-        CRF and the calibration folds start in forked processes and this returns their ``child.Started``
-        (``wait()`` finishes the training); ``engine.training`` trains the components after this one
-        meanwhile (nothing after it reads what it learns during training). With one worker it trains here,
-        one fit after another, and returns None.
+        """With more than one worker (``cpus.workers``) the main CRF and its calibration folds run side by side,
+        each in a forked process (the folds are smaller: on 2 CPUs they share the second one); every fit is
+        seeded, so the model and the calibration are those of the one-by-one order.
 
         Features are built one sequence at a time and handed to crfsuite at once (it keeps its own compact
         copy): only the sequences the calibration folds use (``calibration_sample``) are kept as Python
         lists. At 100k examples all of them were ~550 MB on top of crfsuite's ~120 MB."""
         if not training_data.entity_examples:
-            return None
+            return
         c = self.component_config
         window, scheme = int(c["window"]), c["tagging"]
         examples = [m for m in training_data.training_examples if m.get("tokens")]
@@ -157,15 +150,14 @@ class LeanCRFEntityExtractor(EntityExtractor):
                         "boundaries and were left out of training", skipped)
         folds = fold_tasks(picked, self._trainer, int(c["calibration_folds"] or 0), seed) if calibrating else []
         workers = cpus.workers()
-        if workers > 1:
-            # every fit seeded in its own process: the model and the calibration of the one-by-one order
-            return child.start([functools.partial(_fit, trainer, seed), *folds], "entity training",
-                               then=self._trained)
+        if folds and workers > 1:
+            self._trained(child.parallel([functools.partial(_fit, trainer, seed), *folds], workers,
+                                         "entity training"))
+            return
         model = _fit(trainer, seed)
         del trainer  # crfsuite's copy of the data, before the calibration folds fork
         memory.trim()
         self._trained([model, *child.parallel(folds, workers, "entity calibration fold")])
-        return None
 
     def _trained(self, results: list) -> None:
         """The fits' results: the model file's bytes, then each calibration fold's (scores, correct)."""

@@ -180,57 +180,6 @@ def _reaped(pid: int) -> bool:
         return True
 
 
-class Started:
-    """Functions already running, each in its own forked child (``start``): ``wait()`` gives their results
-    in order (or raises the first error, after killing the rest); ``stop()`` kills what still runs."""
-
-    def __init__(self, fns: list[Callable[[], Any]], what: str, then: Callable[[list[Any]], Any] | None = None):
-        self.what, self.then = what, then
-        self._running: list[tuple[int, Any]] = []
-        self._results: list[Any] | None = None
-        if not isolated():            # no fork here: run them now, one after another
-            self._results = [fn() for fn in fns]
-            return
-        try:
-            for fn in fns:
-                self._running.append(_spawn(fn))
-        except BaseException:
-            self.stop()
-            raise
-
-    def wait(self) -> Any:
-        """The results in order of the functions (``then(results)`` when given)."""
-        if self._results is None:
-            results = []
-            try:
-                while self._running:
-                    pid, reader = self._running[0]
-                    results.append(_answer(pid, reader, self.what))
-                    self._running.pop(0)
-            except BaseException:
-                if self._running and _reaped(self._running[0][0]):
-                    self._running.pop(0)
-                self.stop()
-                raise
-            self._results = results
-        return self.then(self._results) if self.then else self._results
-
-    def stop(self) -> None:
-        """Kill and reap the children that have not answered (nothing once ``wait`` returned)."""
-        running, self._running = self._running, []
-        if running:
-            _stop([pid for pid, _ in running], self.what)
-            for _, reader in running:
-                reader.close()
-
-
-def start(fns: list[Callable[[], Any]], what: str, then: Callable[[list[Any]], Any] | None = None) -> Started:
-    """Start every one of ``fns`` now, each in its own forked child (no limit: the caller picks how many
-    run at once), and return without waiting: the caller does other work, then ``wait()``s. Where forking
-    is not possible they run here before ``start`` returns."""
-    return Started(fns, what, then)
-
-
 def parallel(fns: list[Callable[[], Any]], workers: int, what: str) -> list[Any]:
     """``[fn() for fn in fns]``: in up to ``workers`` forked children when that is more than one, else here."""
     if workers <= 1 or len(fns) <= 1:

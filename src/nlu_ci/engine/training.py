@@ -128,11 +128,7 @@ def _train_step(component):
 
 def train_pipeline(trainer, data) -> None:
     """rasa_nlu 0.15's ``Trainer.train`` (model.py), training on ``working_copy(data)``; stock components in
-    ``STOCK_TRAIN`` by their faster version. A component with ``train_in_background`` (same arguments as
-    ``train``) may start its fits in forked processes and return their ``child.Started`` (None: trained
-    already): the components after it train meanwhile, and every started fit is waited for before the
-    pipeline is persisted. Only a component whose training leaves nothing on the messages for the
-    components after it may offer it (``LeanCRFEntityExtractor``: entities come from it only at parse)."""
+    ``STOCK_TRAIN`` by their faster version."""
     from rasa_nlu import components
 
     trainer.training_data = data
@@ -143,22 +139,9 @@ def train_pipeline(trainer, data) -> None:
     if not trainer.skip_validation:
         components.validate_arguments(trainer.pipeline, context)
     working = working_copy(data)
-    running: list = []   # fits started by components' train_in_background, still going
-    try:
-        for i, component in enumerate(trainer.pipeline):
-            component.prepare_partial_processing(trainer.pipeline[:i], context)
-            background = getattr(component, "train_in_background", None)
-            if callable(background):
-                started = background(working, trainer.config, **context)
-                if started is not None:
-                    running.append(started)
-            else:
-                context.update(_train_step(component)(working, trainer.config, **context) or {})
-        for started in running:
-            started.wait()
-    finally:
-        for started in running:
-            started.stop()   # after an error or a signal: no fit outlives the training
+    for i, component in enumerate(trainer.pipeline):
+        component.prepare_partial_processing(trainer.pipeline[:i], context)
+        context.update(_train_step(component)(working, trainer.config, **context) or {})
 
 
 def _train_here(config_path: Path | str, cfg, training_data, out_dir: Path) -> Path:
