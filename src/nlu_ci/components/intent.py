@@ -44,7 +44,7 @@ class LinearIntentClassifier(Component):
         "max_features": None,         # cap per analyzer (None: no cap)
         "calibration_folds": 3,       # k-fold out-of-fold scores for the temperature; 0: no calibration
         "calibration_sample": 4000,   # examples used for those folds (0: all); the temperature is 1 number
-        "ranking_length": 0,          # intents in intent_ranking; 0: all of them
+        "ranking_length": 10,         # intents in intent_ranking (rasa_nlu's INTENT_RANKING_LENGTH); 0: all
         "max_iter": 2000,
         "tol": 0.1,                   # liblinear's stopping tolerance (0.1: same F1, faster; bench/intent_options.py)
         "dual": True,                 # liblinear's dual solver: scikit-learn's "auto" picks the primal one
