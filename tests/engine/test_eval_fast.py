@@ -137,3 +137,13 @@ def test_regex_matchers_follow_the_component_s_patterns(hwu_model, texts):
             assert _state(one) == _state(stock)
     finally:
         featurizer.known_patterns = original
+
+
+def test_per_text_scores_equal_the_sparse_product(hwu_model, texts):
+    classifier = next(c for c in hwu_model.pipeline if type(c).__name__ == "LinearIntentClassifier")
+    features, weights = classifier.features, classifier.weights
+    for text in texts:
+        fast = features.dot_one(text, weights)
+        assert fast.shape == (1, weights.shape[1])
+        assert fast.tolist() == (features.transform([text]) @ weights).tolist()   # exactly
+    assert not features.dot_one("", weights).any()

@@ -167,9 +167,12 @@ class LinearIntentClassifier(Component):
     # -- prediction -----------------------------------------------------------------------------
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """(len(texts), len(self.classes)) confidences; each row sums to 1."""
-        # one text (a parse per message): the per-text featurizer, the same row without CountVectorizer's overhead
-        x = self.features.transform_one(texts[0]) if len(texts) == 1 else self.features.transform(texts)
-        return softmax(np.asarray(x @ self.weights) + self.intercept, self.temperature)
+        # one text (a parse per message): the per-text featurizer and scipy's kernel, no sparse matrix made
+        if len(texts) == 1:
+            scores = self.features.dot_one(texts[0], self.weights)
+        else:
+            scores = np.asarray(self.features.transform(texts) @ self.weights)
+        return softmax(scores + self.intercept, self.temperature)
 
     def process_batch(self, messages: list, **kwargs: Any) -> None:
         if not messages:
