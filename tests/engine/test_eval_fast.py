@@ -64,17 +64,47 @@ def _state(messages):
 
 def test_regex_batch_marks_tokens_as_the_stock_featurizer(hwu_model, texts):
     featurizer = next(c for c in hwu_model.pipeline if type(c).__name__ == "RegexFeaturizer")
-    stock, fast = _messages(hwu_model, texts), _messages(hwu_model, texts)
+    stock, fast, one = _messages(hwu_model, texts), _messages(hwu_model, texts), _messages(hwu_model, texts)
     for message in stock:
-        featurizer.process(message)
+        regex_batch.stock_process(featurizer, message)   # rasa_nlu's own process (features_for_patterns)
     regex_batch.process_batch(featurizer, fast)
+    for message in one:
+        featurizer.process(message)                      # installed: a batch of one per message (each /parse)
     assert _state(fast) == _state(stock)     # same keys in the same order, same values, same text features
+    assert _state(one) == _state(stock)
     assert sum(any(v for t in m.get("tokens") for v in t.get("pattern").values()) for m in fast) > 50
     # a second pass over already-marked tokens (existing dicts updated in place) agrees too
     for message in stock:
-        featurizer.process(message)
+        regex_batch.stock_process(featurizer, message)
     regex_batch.process_batch(featurizer, fast)
+    for message in one:
+        featurizer.process(message)
     assert _state(fast) == _state(stock)
+    assert _state(one) == _state(stock)
+
+
+def test_regex_process_is_the_batch_of_one_and_stock_process_is_rasa_nlus():
+    import inspect
+
+    from rasa_nlu.featurizers.regex_featurizer import RegexFeaturizer
+
+    assert RegexFeaturizer.process is regex_batch._process_one
+    stock = inspect.getsource(regex_batch.stock_process).split('"""')[-1].strip()
+    assert stock == 'message.set("text_features", component._text_features_with_regex(message))'
+
+
+def test_ranking_is_the_top_ten_of_the_full_scores(hwu_model, texts):
+    from rasa_nlu.classifiers import INTENT_RANKING_LENGTH
+
+    classifier = next(c for c in hwu_model.pipeline if type(c).__name__ == "LinearIntentClassifier")
+    assert classifier.component_config["ranking_length"] == INTENT_RANKING_LENGTH == 10
+    assert len(classifier.classes) > 10
+    for text in [t for t in texts if t.strip()][:50]:
+        ranking = hwu_model.parse(text)["intent_ranking"]
+        full = classifier.predict_proba([text])[0]
+        top = sorted(range(len(full)), key=lambda i: -full[i])[:10]
+        assert [r["name"] for r in ranking] == [classifier.classes[i] for i in top]
+        assert [r["confidence"] for r in ranking] == [float(full[i]) for i in top]
 
 
 def test_token_features_flag_digits_in_any_script(hwu_model):
@@ -123,3 +153,29 @@ def test_regex_batch_train_leaves_what_the_stock_train_leaves(lookup):
     assert fast.known_patterns == stock.known_patterns and len(fast.known_patterns) == 67 + lookup
     assert _state(fast_data.training_examples) == _state(stock_data.training_examples)
     assert sum(any(m.get("text_features")) for m in fast_data.training_examples) > 100
+
+
+def test_regex_matchers_follow_the_component_s_patterns(hwu_model, texts):
+    """The matchers are kept per component: a new pattern list (a component trained or loaded again) is seen."""
+    featurizer = next(c for c in hwu_model.pipeline if type(c).__name__ == "RegexFeaturizer")
+    original = featurizer.known_patterns
+    try:
+        for patterns in (original[::-1], original[: len(original) // 2], [dict(original[0], name="renamed")]):
+            featurizer.known_patterns = patterns
+            stock, one = _messages(hwu_model, texts), _messages(hwu_model, texts)
+            for s, o in zip(stock, one, strict=True):
+                regex_batch.stock_process(featurizer, s)
+                featurizer.process(o)
+            assert _state(one) == _state(stock)
+    finally:
+        featurizer.known_patterns = original
+
+
+def test_per_text_scores_equal_the_sparse_product(hwu_model, texts):
+    classifier = next(c for c in hwu_model.pipeline if type(c).__name__ == "LinearIntentClassifier")
+    features, weights = classifier.features, classifier.weights
+    for text in texts:
+        fast = features.dot_one(text, weights)
+        assert fast.shape == (1, weights.shape[1])
+        assert fast.tolist() == (features.transform([text]) @ weights).tolist()   # exactly
+    assert not features.dot_one("", weights).any()

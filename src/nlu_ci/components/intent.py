@@ -45,7 +45,7 @@ class LinearIntentClassifier(Component):
         "max_features": None,         # cap per analyzer (None: no cap)
         "calibration_folds": 3,       # k-fold out-of-fold scores for the temperature; 0: no calibration
         "calibration_sample": 4000,   # examples used for those folds (0: all); the temperature is 1 number
-        "ranking_length": 0,          # intents in intent_ranking; 0: all of them
+        "ranking_length": 10,         # intents in intent_ranking (rasa_nlu's INTENT_RANKING_LENGTH); 0: all
         "max_iter": 2000,
         "tol": 0.1,                   # liblinear's stopping tolerance (0.1: same F1, faster; bench/intent_options.py)
         "dual": True,                 # liblinear's dual solver: scikit-learn's "auto" picks the primal one
@@ -181,9 +181,12 @@ class LinearIntentClassifier(Component):
     # -- prediction -----------------------------------------------------------------------------
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """(len(texts), len(self.classes)) confidences; each row sums to 1."""
-        # one text (a parse per message): the per-text featurizer, the same row without CountVectorizer's overhead
-        x = self.features.transform_one(texts[0]) if len(texts) == 1 else self.features.transform(texts)
-        return softmax(np.asarray(x @ self.weights) + self.intercept, self.temperature)
+        # one text (a parse per message): the per-text featurizer and scipy's kernel, no sparse matrix made
+        if len(texts) == 1:
+            scores = self.features.dot_one(texts[0], self.weights)
+        else:
+            scores = np.asarray(self.features.transform(texts) @ self.weights)
+        return softmax(scores + self.intercept, self.temperature)
 
     def process_batch(self, messages: list, **kwargs: Any) -> None:
         if not messages:

@@ -13,6 +13,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+try:  # the kernel of a CSR matrix @ a dense one (scipy's private module; without it: the public operator)
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:  # pragma: no cover
+    _csr_matvecs = None
+
 WORD_PATTERN = r"(?u)\b\w+\b"
 
 
@@ -118,6 +123,24 @@ class NgramFeatures:
     def transform_one(self, text: str) -> sp.csr_matrix:
         """``transform([text])`` for one text without the CountVectorizer machinery (a parse per message):
         the same analyzers, dictionary lookups and the same numpy steps, so the same row."""
+        cols, data, width = self._row_one(text)
+        if cols is None:
+            return sp.csr_matrix((1, 0), dtype=np.float64)
+        return sp.csr_matrix((data, cols, np.array([0, len(cols)], dtype=np.int32)), shape=(1, width))
+
+    def dot_one(self, text: str, weights: np.ndarray) -> np.ndarray:
+        """``transform_one(text) @ weights`` (a C-contiguous float64 (n_features, k) array) as a (1, k) array:
+        scipy's own kernel for it (``csr_matvecs``, what ``@`` runs), without making the sparse matrix."""
+        cols, data, width = self._row_one(text)
+        if cols is None or _csr_matvecs is None or weights.dtype != np.float64 or not weights.flags.c_contiguous:
+            return np.asarray(self.transform_one(text) @ weights)
+        out = np.zeros((1, weights.shape[1]), dtype=np.float64)
+        _csr_matvecs(1, width, weights.shape[1], np.array([0, len(cols)], dtype=cols.dtype), cols, data,
+                     weights.ravel(), out.ravel())
+        return out
+
+    def _row_one(self, text: str) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+        """(column indices, values, width) of ``text``'s row; (None, None, 0) without any analyzer."""
         indices, data, offset = [], [], 0
         for analyze, vocabulary, idf in self._lookups():
             counts: dict[int, int] = {}
@@ -135,10 +158,8 @@ class NgramFeatures:
             data.append(values)
             offset += len(vocabulary)
         if not indices:
-            return sp.csr_matrix((1, 0), dtype=np.float64)
-        cols = np.concatenate(indices)
-        return sp.csr_matrix((np.concatenate(data), cols, np.array([0, len(cols)], dtype=np.int32)),
-                             shape=(1, offset))
+            return None, None, 0
+        return np.concatenate(indices), np.concatenate(data), offset
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

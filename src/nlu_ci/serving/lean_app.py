@@ -4,7 +4,8 @@ as rasa_nlu's ``RasaNLU`` app behind ``http_guard`` answers them (``tests/servin
 
 Same answers because the same code makes them: the request passes ``parse_rules.Rules`` (the guard's rules), the
 parse is rasa_nlu's own ``DataRouter.extract`` + ``DataRouter.parse`` (nlu-ci's atomic swap, the observers that
-count answers and write the query log), bodies are rasa_nlu's ``json_to_string`` (indent 2, UTF-8), CORS headers
+count answers and write the query log), bodies are rasa_nlu's ``json_to_string`` (indent 2, UTF-8; a parse answer
+through ``answer_json.dumps``, the same text faster), CORS headers
 as its ``check_cors`` sets them with its default origins (``*``). What differs is only the way there: the parse
 runs in the event loop's thread (no thread hand-off; one process is one parse at a time, the workers of
 ``lean_server`` use the other cores), and aiohttp's C parser reads the request.
@@ -22,6 +23,7 @@ import time
 from aiohttp import HttpVersion11, web, web_protocol, web_server
 from aiohttp.http_exceptions import LineTooLong
 
+from nlu_ci.serving import answer_json
 from nlu_ci.serving.parse_rules import (
     MAX_BODY,
     MAX_HEAD,
@@ -159,7 +161,7 @@ class LeanApp:
             params["q"] = params.pop("query")
         data = self.router.extract(params)
         try:
-            return self._json(request, 200, self.to_json(self.router.parse(data)))
+            return self._json(request, 200, answer_json.dumps(self.router.parse(data)))
         except self.invalid_project as err:
             return self._json(request, 404, self.to_json({"error": f"{err}"}))
         except Exception as err:
