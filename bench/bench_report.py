@@ -171,6 +171,13 @@ def load(row: dict) -> str:
     return f"{min(row['load']):.1f}–{max(row['load']):.1f}" if row.get("load") else "–"
 
 
+def only_note(meta: dict) -> str:
+    if not meta.get("only"):
+        return ""
+    return (f" (a `--only {meta['only']}` run: rows marked **earlier run** come from the page before it and were "
+            "measured under the code they name, whether or not it still matches)")
+
+
 def header(rows: list[dict], meta: dict) -> list[str]:
     measured = [r for r in rows if "skipped" not in r]
     here = sum(r["run_id"] == meta["run_id"] for r in measured)
@@ -179,7 +186,8 @@ def header(rows: list[dict], meta: dict) -> list[str]:
              f"Written by one run of `make bench` (`bench/run_bench.py`, arguments: `{args}`): run `{meta['run_id']}` "
              f"at commit `{meta['commit']}` (measured code sha256 `{meta['code_hash'][:12]}`), started {meta['started']}, {meta['minutes']} min, on {meta['cpus']} CPUs "
              f"({meta['machine']}, Python {meta['python']}). {here} of {len(measured)} rows were measured in this run"
-             f"{'' if here == len(measured) else '; the others were reused from the journal because the fingerprint of their code, config and data still matches, and say when and under which commit they were measured'}.",
+             f"{'' if here == len(measured) else '; the others were reused from the journal because the fingerprint of their code, config and data still matches, and say when and under which commit they were measured'}"
+             f"{only_note(meta)}.",
              "",
              f"The machine is shared: the 1-minute load average was {meta['load_start'][0]:.2f} at the start and "
              f"{meta['load_end'][0]:.2f} at the end, and each row gives the range it saw while it ran. Each row "
