@@ -11,7 +11,7 @@ IMAGE ?= nlu-ci:$(VERSION)
 OVERLAY ?= k8s
 NAMESPACE ?= nlu-ci
 
-.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval bench-cv bench-memory bench-serve
+.PHONY: help install install-system run test test-core test-reliability lint clean manifests image image-test deploy deploy-manifests manual-run bench bench-again bench-entities bench-serving bench-eval bench-cv bench-memory bench-serve bench-job
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ test-reliability: install install-system  ## fault matrix, SIGKILL crash consist
 lint: install  ## ruff, hadolint, manifests (kustomize render, kubernetes-validate --strict, checkov)
 	@scripts/lint.sh
 
-bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1k-100k (~1 h); docs/bench/ (BENCH_ARGS=--quick|--fresh|--sizes ..)
+bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1k-100k (~1 h); docs/bench/ (BENCH_ARGS=--quick|--fresh|--sizes ..|--only job)
 	$(PY) bench/run_bench.py $(BENCH_ARGS)
 	$(MAKE) --no-print-directory bench-entities
 	$(MAKE) --no-print-directory bench-serving
@@ -49,6 +49,9 @@ bench: install  ## stock rasa_nlu vs nlu-ci, nlu-ci run vs scikit-learn, HWU64 1
 
 bench-again: install  ## measure the rows of docs/bench that took under 300 s again (same code) and add the comparison to the page (~20 min)
 	$(PY) bench/run_bench.py --again docs/bench $(BENCH_ARGS)
+
+bench-job: install  ## only the `nlu-ci run` rows (9,960, 50k, 100k, vs both bare fits) and entity F1 over 5 example orders; the page keeps its other rows, marked (~25 min)
+	$(PY) bench/run_bench.py --only job $(BENCH_ARGS)
 
 bench-entities: install  ## entity confidence before/after calibration on HWU64 (ECE, median on right entities; ~10 min)
 	$(PY) bench/entity_calibration.py --md docs/bench/entity_calibration.md > docs/bench/entity_calibration.json.tmp

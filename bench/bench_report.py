@@ -16,7 +16,10 @@ LABELS = {
 }
 # id -> default threshold (issue 7's targets); `run_bench.py --target ID=VALUE` overrides one
 TARGETS = {"speed_vs_stock": 20.0, "f1_vs_stock": -0.01, "eval_ups": 5000.0, "batch_vs_each": 5.0,
-           "run_s": 60.0, "overhead_pct": 5.0, "entity_speed": 5.0, "entity_f1": -0.02, "rss_100k_mb": 1536.0}
+           "run_s": 60.0, "overhead_pct": 5.0, "entity_speed": 5.0, "entity_f1": -0.02, "rss_100k_mb": 1536.0,
+           # issue 23
+           "run_vs_configured": 1.5, "run_s_23": 24.5 / 3, "run_intent_f1": 0.8846, "run_entity_f1": 0.7175,
+           "run_entity_f1_within": 0.01, "run_vs_configured_100k": 1.5, "step_50k_100k": 2.5}
 MET, MISSED, NOISE, NOT_MEASURED = "met", "**missed**", "noise: not resolved", "not measured"
 
 
@@ -115,7 +118,50 @@ def targets(rows: list[dict], meta: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def targets_23(rows: list[dict], meta: dict) -> list[tuple[str, str, str]]:
+    """Issue 23's targets for the whole job, judged on medians."""
+    t, out, full = meta["targets"], [], meta["train_full"]
+    job, big, mid = (_get(rows, "job", "nlu-ci run", n) for n in (full, 100000, 50000))
+    vs = f"whole `nlu-ci run` at {full:,} at most {t['run_vs_configured']:g}x the configured bare scikit-learn fit"
+    if job and "ratio_configured" in job:
+        r = job["ratio_configured"]
+        out.append((vs, f"{sp(r, '.2f', 'x')} (run {sp(job['run_s'], '.1f', ' s')}, fit "
+                        f"{sp(job['configured_s'], '.1f', ' s')})", _verdict(r["median"] <= t["run_vs_configured"])))
+    else:
+        out.append((vs, "not in this run", NOT_MEASURED))
+    secs = f"whole `nlu-ci run` at {full:,} at most {t['run_s_23']:.2f} s (1/3 of 24.5 s)"
+    f1 = f"its intent F1 >= {t['run_intent_f1']:.4f}"
+    ent = f"its entity F1 within {t['run_entity_f1_within']:g} of {t['run_entity_f1']:.4f}"
+    if job:
+        out.append((secs, sp(job["run_s"], ".1f", " s"), _verdict(job["run_s"]["median"] <= t["run_s_23"])))
+        out.append((f1, f"{job['intent_f1']:.4f}", _verdict(job["intent_f1"] >= t["run_intent_f1"])))
+        e = job["entity_f1"]
+        out.append((ent, _fmt(e, ".4f"), _verdict(e is not None and
+                                               abs(e - t["run_entity_f1"]) <= t["run_entity_f1_within"])))
+    else:
+        out += [(secs, "not in this run", NOT_MEASURED), (f1, "–", NOT_MEASURED), (ent, "–", NOT_MEASURED)]
+    vs100 = f"whole `nlu-ci run` at 100,000 at most {t['run_vs_configured_100k']:g}x the configured (dual) bare fit"
+    if big and "ratio_configured" in big:
+        r = big["ratio_configured"]
+        out.append((vs100, f"{sp(r, '.2f', 'x')} (run {sp(big['run_s'], '.1f', ' s')}, fit "
+                           f"{sp(big['configured_s'], '.1f', ' s')})",
+                    _verdict(r["median"] <= t["run_vs_configured_100k"])))
+    else:
+        out.append((vs100, "not in this run", NOT_MEASURED))
+    step = f"`nlu-ci run` from 50,000 to 100,000 at most {t['step_50k_100k']:g}x the time"
+    if big and mid:
+        x = big["run_s"]["median"] / mid["run_s"]["median"]
+        out.append((step, f"{x:.2f}x ({sp(mid['run_s'], '.1f', ' s')} -> {sp(big['run_s'], '.1f', ' s')})",
+                    _verdict(x <= t["step_50k_100k"])))
+    else:
+        out.append((step, "the job was not measured at both 50,000 and 100,000", NOT_MEASURED))
+    return out
+
+
 def provenance(row: dict, meta: dict) -> str:
+    if row.get("kept"):
+        return (f"**earlier run** (not measured by this `--only` run): {row.get('measured_at', '–')}, commit "
+                f"{row.get('commit', '–')}, run {row['run_id']}")
     if row.get("run_id") == meta["run_id"]:
         return "this run"
     return f"reused: {row['measured_at']}, commit {row['commit']}, run {row['run_id']} (fingerprint matches)"
@@ -123,6 +169,13 @@ def provenance(row: dict, meta: dict) -> str:
 
 def load(row: dict) -> str:
     return f"{min(row['load']):.1f}–{max(row['load']):.1f}" if row.get("load") else "–"
+
+
+def only_note(meta: dict) -> str:
+    if not meta.get("only"):
+        return ""
+    return (f" (a `--only {meta['only']}` run: rows marked **earlier run** come from the page before it and were "
+            "measured under the code they name, whether or not it still matches)")
 
 
 def header(rows: list[dict], meta: dict) -> list[str]:
@@ -133,7 +186,8 @@ def header(rows: list[dict], meta: dict) -> list[str]:
              f"Written by one run of `make bench` (`bench/run_bench.py`, arguments: `{args}`): run `{meta['run_id']}` "
              f"at commit `{meta['commit']}` (measured code sha256 `{meta['code_hash'][:12]}`), started {meta['started']}, {meta['minutes']} min, on {meta['cpus']} CPUs "
              f"({meta['machine']}, Python {meta['python']}). {here} of {len(measured)} rows were measured in this run"
-             f"{'' if here == len(measured) else '; the others were reused from the journal because the fingerprint of their code, config and data still matches, and say when and under which commit they were measured'}.",
+             f"{'' if here == len(measured) else '; the others were reused from the journal because the fingerprint of their code, config and data still matches, and say when and under which commit they were measured'}"
+             f"{only_note(meta)}.",
              "",
              f"The machine is shared: the 1-minute load average was {meta['load_start'][0]:.2f} at the start and "
              f"{meta['load_end'][0]:.2f} at the end, and each row gives the range it saw while it ran. Each row "
@@ -166,6 +220,8 @@ def markdown(rows: list[dict], meta: dict, others: dict[str, list[dict]] | None 
     lines = header(rows, meta)
     lines += ["", "## Targets (issue 7)", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {name} | {measured} | {verdict} |" for name, measured, verdict in targets(rows, meta)]
+    lines += ["", "## Targets (issue 23)", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {name} | {measured} | {verdict} |" for name, measured, verdict in targets_23(rows, meta)]
     lines += ["", "## Training and evaluation", "",
               "Train seconds, utterances/second over the test set (batched with `nlu_ci.engine.batch`, and one "
               "`Interpreter.parse` per message) and peak RSS: median (min–max, n). F1 is weighted intent F1 (as "
@@ -186,6 +242,7 @@ def markdown(rows: list[dict], meta: dict, others: dict[str, list[dict]] | None 
     if any(r.get("batch_equals_each") is False for r in rows):
         lines += ["", "**Batched and per-message predictions differed in at least one row.**"]
     lines += job_sections(rows, meta)
+    lines += order_section(rows, meta)
     lines += again_section(rows, others or {})
     lines += ["", "![training time, F1, evaluation speed and memory against training size](plot.png)", ""]
     return "\n".join(lines)
@@ -200,15 +257,21 @@ def job_sections(rows: list[dict], meta: dict) -> list[str]:
              "evaluate as well) against a process that only fits scikit-learn's TF-IDF (word 1–2 + char 2–5 "
              "n-grams) + LinearSVC on the same training set and predicts the same test set: how close the job "
              "is to the floor. The ratio is taken per repeat (run and fit run back to back); median (min–max, n).",
-             "", "| training examples | `nlu-ci run` s | scikit-learn fit s | ratio | run intent F1 | "
-             "scikit-learn F1 | load | measured |", "|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "", "The configured fit is the same TF-IDF + LinearSVC with LinearIntentClassifier's `defaults` (read "
+             "from the component when the fit runs; no calibration folds): "
+             f"`{json.dumps(next((r['configured'] for r in jobs if r.get('configured')), None))}`.",
+             "", "| training examples | `nlu-ci run` s | scikit-learn fit s | ratio | configured fit s | ratio to it | "
+             "run intent F1 | run entity F1 | scikit-learn F1 | configured F1 | load | measured |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in jobs:
         if "skipped" in r:
             lines.append(f"| {r['size']:,} | skipped: {r['skipped']} | | | | | {load(r)} | this run |")
             continue
         lines.append(f"| {r['size']:,} | {sp(r['run_s'], '.1f')} | {sp(r['sklearn_s'], '.1f')} | "
-                     f"{sp(r['ratio'], '.2f', 'x')} | {r['intent_f1']:.4f} | {r['sklearn_f1']:.4f} | {load(r)} | "
-                     f"{provenance(r, meta)} |")
+                     f"{sp(r['ratio'], '.2f', 'x')} | {sp(r.get('configured_s'), '.1f')} | "
+                     f"{sp(r.get('ratio_configured'), '.2f', 'x')} | {r['intent_f1']:.4f} | "
+                     f"{_fmt(r.get('entity_f1'), '.4f')} | {r['sklearn_f1']:.4f} | {_fmt(r.get('configured_f1'), '.4f')} | "
+                     f"{load(r)} | {provenance(r, meta)} |")
     for r in (r for r in jobs if "overhead_pct" in r):
         lines += ["", f"### Job overhead at {r['size']:,} examples", "",
                   "`nlu-ci run` against a bare process that loads the data, trains, persists, loads and evaluates "
@@ -220,6 +283,35 @@ def job_sections(rows: list[dict], meta: dict) -> list[str]:
                          f"{100.0 * (s['run_s'] - s['bare_s']) / s['bare_s']:+.1f} % | {s['load_start']:.2f} |")
         lines += ["", f"Stages of the median run (s): {json.dumps(r['durations'])}; outcome `{r['outcome']}`, "
                       f"intent F1 {r['intent_f1']:.4f}, entity F1 {_fmt(r['entity_f1'], '.4f')}."]
+    return lines
+
+
+def order_section(rows: list[dict], meta: dict) -> list[str]:
+    """Entity F1 across seeded shuffles of the training file: in the order given vs the job's canonical order."""
+    found = [r for r in rows if r["kind"] == "order"]
+    if not found:
+        return []
+    lines = ["", "## Entity F1 across example orders", "",
+             "The default config trained on seeded shuffles of the same training file (seeds 1..N): once in the "
+             "order given (rasa_nlu's Trainer: crfsuite's passive-aggressive training depends on it) and once "
+             "through the job's training (`nlu_ci.engine.training.train`, examples in canonical order).", ""]
+    for r in found:
+        if "skipped" in r:
+            lines.append(f"{r['size']:,} examples: skipped: {r['skipped']}")
+            continue
+        g, j = r["as_given_entity_f1"], r["job_entity_f1"]
+        lines += ["| training examples | order | entity F1 min | median | max | seeds | load | measured |",
+                  "|---:|---|---:|---:|---:|---:|---:|---|",
+                  f"| {r['size']:,} | as given | {g['min']:.4f} | {g['median']:.4f} | {g['max']:.4f} | {g['n']} | "
+                  f"{load(r)} | {provenance(r, meta)} |",
+                  f"| {r['size']:,} | job (canonical) | {j['min']:.4f} | {j['median']:.4f} | {j['max']:.4f} | {j['n']} | "
+                  f"{load(r)} | {provenance(r, meta)} |", "",
+                  "The job's model is the same for every order (intent and entity F1 identical across seeds): "
+                  f"**{'yes' if r['job_same_every_order'] else 'no'}**.", "",
+                  "| seed | as given: entity F1 | job: entity F1 | as given: intent F1 | job: intent F1 |",
+                  "|---:|---:|---:|---:|---:|"]
+        lines += [f"| {s['seed']} | {_fmt(s['as_given_entity_f1'], '.4f')} | {_fmt(s['job_entity_f1'], '.4f')} | "
+                  f"{s['as_given_intent_f1']:.4f} | {s['job_intent_f1']:.4f} |" for s in r["samples"][0]["seeds"]]
     return lines
 
 

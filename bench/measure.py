@@ -3,6 +3,8 @@
     python bench/measure.py one --pipeline nlu_ci_intent --train T.json --test T.json [--config C]
     python bench/measure.py bare --config C --train T.json --test T.json
     python bench/measure.py sklearn --train T.json --test T.json
+    python bench/measure.py sklearn-configured --train T.json --test T.json
+    python bench/measure.py order --train T.json --test T.json --seed S
 
 Each prints one JSON line. Everything here (with the nlu_ci package, the config and the data files)
 is covered by the fingerprint that decides whether a journal row may be reused (bench/journal.py).
@@ -141,6 +143,71 @@ def sklearn_fit(train_path: str, test_path: str) -> dict:
             "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def sklearn_configured(train_path: str, test_path: str) -> dict:
+    """The bare scikit-learn fit configured as the default LinearIntentClassifier: its n-gram ranges, min_df,
+    C, tol, dual and max_iter read from the component's ``defaults`` (so this floor follows them), no
+    calibration folds, no job around it."""
+    t0 = time.perf_counter()
+    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415
+    from sklearn.metrics import f1_score  # noqa: PLC0415
+    from sklearn.pipeline import make_pipeline, make_union  # noqa: PLC0415
+    from sklearn.svm import LinearSVC  # noqa: PLC0415
+
+    _compat_shims()
+    from nlu_ci.components.intent import LinearIntentClassifier  # noqa: PLC0415
+    from nlu_ci.components.ngrams import WORD_PATTERN  # noqa: PLC0415
+
+    d = LinearIntentClassifier.defaults
+    train, test = _test_examples(train_path), _test_examples(test_path)
+    min_df = int(d["min_df"]) if len(train) >= 4 * int(d["min_df"]) else 1      # as NgramFeatures.fit
+    vec = {"min_df": min_df, "max_features": d["max_features"], "sublinear_tf": True, "lowercase": True}
+    model = make_pipeline(
+        make_union(TfidfVectorizer(analyzer="word", ngram_range=tuple(d["word_ngrams"]), token_pattern=WORD_PATTERN,
+                                   **vec),
+                   TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(d["char_ngrams"]), **vec)),
+        LinearSVC(C=float(d["C"]), tol=float(d["tol"]), dual=d["dual"], max_iter=int(d["max_iter"]),
+                  random_state=d["random_state"]))
+    model.fit([e["text"] for e in train], [e["intent"] for e in train])
+    predicted = model.predict([e["text"] for e in test])
+    f1 = f1_score([e["intent"] for e in test], predicted, average="weighted")
+    config = {k: d[k] for k in ("word_ngrams", "char_ngrams", "min_df", "C", "tol", "dual", "max_iter")}
+    return {"in_process_s": round(time.perf_counter() - t0, 3), "intent_f1": round(float(f1), 4),
+            "peak_rss_mb": round(peak_rss_mb(), 1), "config": config}
+
+
+def order(train_path: str, test_path: str, seed: int, config: str) -> dict:
+    """Entity F1 of the default config trained on a seeded shuffle of ``train_path``, twice: in that order
+    (rasa_nlu's own Trainer) and through the job's training (``engine.training.train``, canonical order)."""
+    import random  # noqa: PLC0415
+
+    _compat_shims()
+    from rasa_nlu import config as rasa_config  # noqa: PLC0415
+    from rasa_nlu.model import Trainer  # noqa: PLC0415
+    from rasa_nlu.training_data import load_data  # noqa: PLC0415
+
+    from nlu_ci.engine import training  # noqa: PLC0415
+    from nlu_ci.engine.predict import load_model, predict  # noqa: PLC0415
+    from nlu_ci.evaluation import evaluate  # noqa: PLC0415
+
+    examples = _test_examples(train_path)
+    random.Random(seed).shuffle(examples)
+    test = _test_examples(test_path)
+    out: dict = {"seed": seed}
+    with tempfile.TemporaryDirectory() as tmp:
+        shuffled = Path(tmp) / "train.json"
+        shuffled.write_text(json.dumps({"rasa_nlu_data": {"common_examples": examples}}), encoding="utf-8")
+        data = load_data(str(shuffled))
+        trainer = Trainer(rasa_config.load(config))
+        trainer.train(data)
+        paths = {"as_given": trainer.persist(tmp, fixed_model_name="given"),
+                 "job": training.train(config, data, Path(tmp) / "job")}
+        for key, path in paths.items():
+            result = evaluate(test, predict(load_model(str(path)), [e["text"] for e in test]))
+            out[f"{key}_entity_f1"] = round(result.entity_f1, 4) if result.entity_f1 is not None else None
+            out[f"{key}_intent_f1"] = round(result.intent_f1, 4)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="one benchmark measurement (prints a JSON line)")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -150,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bare", help="bare train + evaluate of a config, no job around it")
     b.add_argument("--config", required=True)
     s = sub.add_parser("sklearn", help="bare scikit-learn TF-IDF + LinearSVC intent fit")
-    for p in (one, b, s):
+    sc = sub.add_parser("sklearn-configured", help="the same, configured as LinearIntentClassifier's defaults")
+    o = sub.add_parser("order", help="entity F1 on a seeded shuffle: as given and in the job's canonical order")
+    o.add_argument("--seed", type=int, required=True)
+    o.add_argument("--config", required=True)
+    for p in (one, b, s, sc, o):
         p.add_argument("--train", required=True)
         p.add_argument("--test", required=True)
     args = ap.parse_args(argv)
@@ -158,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(args.pipeline, args.train, args.test, config=args.config)
     elif args.cmd == "bare":
         row = bare(args.config, args.train, args.test)
+    elif args.cmd == "sklearn-configured":
+        row = sklearn_configured(args.train, args.test)
+    elif args.cmd == "order":
+        row = order(args.train, args.test, args.seed, args.config)
     else:
         row = sklearn_fit(args.train, args.test)
     print(json.dumps(row))

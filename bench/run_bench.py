@@ -43,7 +43,8 @@ HWU64 = ROOT.parent / "shared" / "datasets" / "hwu64"
 OUT = ROOT / "docs" / "bench"
 MEASURE = Path(__file__).resolve().parent / "measure.py"
 FULL_SIZES = "1000,2500,5000,full,25000,50000,100000"
-FULL_RATIO_SIZES = "full,100000"
+FULL_RATIO_SIZES = "full,50000,100000"
+ORDER_SEEDS = 5
 
 
 def log(msg: str) -> None:
@@ -99,14 +100,14 @@ class Bench:
 
     def fingerprint(self, kind: str, name: str, size: int) -> str:
         inputs: list[Path | str] = [self.files[size], self.test]
-        if kind == "job" or name == "nlu_ci_default":
+        if kind in ("job", "order") or name == "nlu_ci_default":
             inputs.append(self.config)
         return fingerprint(self.code, kind, name, size, inputs)
 
-    def _repeat(self, once, budget: float) -> tuple[list[dict], list[float], str | None]:
+    def _repeat(self, once, budget: float, repeats: int | None = None) -> tuple[list[dict], list[float], str | None]:
         """Call ``once()`` up to --repeats times, stopping early when another repeat would pass ``budget``."""
         samples, loads, t0 = [], [], time.perf_counter()
-        for _ in range(self.args.repeats):
+        for _ in range(repeats or self.args.repeats):
             loads.append(load1())
             sample, error = once()
             if error:
@@ -119,7 +120,7 @@ class Bench:
         loads.append(load1())
         return samples, loads, None
 
-    def _row(self, kind: str, name: str, size: int, measure, budget: float) -> dict:
+    def _row(self, kind: str, name: str, size: int, measure, budget: float, repeats: int | None = None) -> dict:
         fp = self.fingerprint(kind, name, size)
         kept = self.journal.get(fp)
         if kept is not None and not self.args.fresh:
@@ -128,7 +129,7 @@ class Bench:
             return kept
         log(f"{name} @ {size}: measuring")
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        samples, loads, error = self._repeat(measure, budget)
+        samples, loads, error = self._repeat(measure, budget, repeats)
         if code_hash(ROOT) != self.code:
             raise SystemExit(f"bench: the measured code changed while {name} @ {size} ran; start again")
         if error:
@@ -190,6 +191,11 @@ class Bench:
             if error:
                 return None, f"scikit-learn fit: {error}"
             sample.update(sklearn_s=round(wall, 2), sklearn_f1=fit["intent_f1"])
+            fit, wall, error = child([*base, "sklearn-configured", "--train", train, "--test", str(self.test)],
+                                     timeout)
+            if error:
+                return None, f"configured scikit-learn fit: {error}"
+            sample.update(configured_s=round(wall, 2), configured_f1=fit["intent_f1"], configured=fit["config"])
             if with_bare:
                 _, wall, error = child([*base, "bare", "--config", str(self.config), "--train", train,
                                         "--test", str(self.test)], timeout)
@@ -199,6 +205,23 @@ class Bench:
             return sample, None
 
         self._row("job", "nlu-ci run", size, once, self.args.budget)
+
+    def orders(self, size: int, seeds: int = ORDER_SEEDS) -> None:
+        """Entity F1 of the default config on ``seeds`` seeded shuffles of the training file: trained in the
+        order given (rasa_nlu's Trainer) and through the job's training (canonical order)."""
+        train, timeout = str(self.files[size]), self.args.cap * 3
+
+        def once():
+            sample: dict = {"load_start": load1(), "seeds": []}
+            for seed in range(1, seeds + 1):
+                got, wall, error = child([sys.executable, str(MEASURE), "order", "--seed", str(seed), "--config",
+                                          str(self.config), "--train", train, "--test", str(self.test)], timeout)
+                if error:
+                    return None, f"order seed {seed}: {error}"
+                sample["seeds"].append(dict(got, wall_s=round(wall, 2)))
+            return sample, None
+
+        self._row("order", "example order", size, once, float("inf"), repeats=1)
 
 
 def summarise(kind: str, samples: list[dict]) -> dict:
@@ -212,13 +235,22 @@ def summarise(kind: str, samples: list[dict]) -> dict:
         out["batch_equals_each"] = all(s["batch_equals_each"] is not False for s in samples)
         out["f1_varied"] = len({(s["intent_f1"], s["entity_f1"]) for s in samples}) > 1
         return out
+    if kind == "order":
+        seeds = samples[0]["seeds"]
+        out = {f"{k}_entity_f1": spread([s[f"{k}_entity_f1"] for s in seeds]) for k in ("as_given", "job")}
+        out["job_same_every_order"] = len({(s["job_entity_f1"], s["job_intent_f1"]) for s in seeds}) == 1
+        return out
     out = {k: spread([s[k] for s in samples]) for k in ("run_s", "sklearn_s")}
     out["ratio"] = spread([round(s["run_s"] / s["sklearn_s"], 3) for s in samples])
+    if all("configured_s" in s for s in samples):
+        out["configured_s"] = spread([s["configured_s"] for s in samples])
+        out["ratio_configured"] = spread([round(s["run_s"] / s["configured_s"], 3) for s in samples])
     if all("bare_s" in s for s in samples):
         out["bare_s"] = spread([s["bare_s"] for s in samples])
         out["overhead_pct"] = spread([round(100.0 * (s["run_s"] - s["bare_s"]) / s["bare_s"], 1) for s in samples])
     mid = sorted(samples, key=lambda s: s["run_s"])[(len(samples) - 1) // 2]
     out.update({k: mid[k] for k in ("outcome", "durations", "intent_f1", "entity_f1", "sklearn_f1")})
+    out.update({k: mid[k] for k in ("configured_f1", "configured") if k in mid})
     return out
 
 
@@ -226,7 +258,10 @@ def row_cost(row: dict) -> float:
     """Seconds the repeats of a measured row took in all."""
     if row["kind"] == "pipeline":
         return sum(s["wall_s"] for s in row["samples"])
-    return sum(s["run_s"] + s["sklearn_s"] + s.get("bare_s", 0.0) for s in row["samples"])
+    if row["kind"] == "order":
+        return sum(x["wall_s"] for s in row["samples"] for x in s["seeds"])
+    return sum(s["run_s"] + s["sklearn_s"] + s.get("configured_s", 0.0) + s.get("bare_s", 0.0)
+               for s in row["samples"])
 
 
 def render(out: Path, journal: Journal) -> int:
@@ -271,9 +306,21 @@ def again(args) -> int:
     for r in picked:
         if r["kind"] == "pipeline":
             bench.pipeline(r["name"], [r["size"]])
+        elif r["kind"] == "order":
+            bench.orders(r["size"])
         else:
             bench.job(r["size"], with_bare="bare_s" in r)
     return render(args.again, bench.journal)
+
+
+def earlier_rows(out: Path, measured: list[dict]) -> list[dict]:
+    """The rows of ``out``'s page that this run did not measure, each marked ``kept`` (with --only)."""
+    try:
+        page = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    done = {(r["kind"], r["name"], r["size"]) for r in measured}
+    return [dict(r, kept=True) for r in page["rows"] if (r["kind"], r["name"], r["size"]) not in done]
 
 
 def parse_sizes(text: str, full: int) -> list[int]:
@@ -309,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
                          "code, config and data, else refused), then rewrite DIR's page with the comparison")
     ap.add_argument("--again-under", type=float, default=float(env("BENCH_AGAIN_UNDER", 300)),
                     help="with --again: rows whose repeats took longer in all are left out [env BENCH_AGAIN_UNDER, 300]")
+    ap.add_argument("--only", choices=("job",), default=env("BENCH_ONLY"),
+                    help="job: measure only the `nlu-ci run` rows (ratio sizes, with both bare fits) and the "
+                         "example-order row; the page keeps its other rows from the run that measured them, "
+                         "marked as such [env BENCH_ONLY]")
     ap.add_argument("--render", type=Path, metavar="DIR", default=None,
                     help="rewrite DIR/results.md and plot.png from DIR/results.json and the journal; measures nothing")
     args = ap.parse_args(argv)
@@ -336,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     real, scaled = [n for n in sizes if n <= full], [n for n in sizes if n > full]
     log(f"run {bench.run_id} at {bench.commit}: sizes {sizes}, ratio sizes {ratio_sizes}, {args.repeats} repeats")
     # the targets first (stock pipeline, entities, real sizes, job overhead), then the scale-up
-    if real:
+    if real and not args.only:
         bench.pipeline("classic_intent", real, cap=args.cap)
         bench.pipeline("nlu_ci_intent", real)
         bench.pipeline("nlu_ci_entities", real[-1:])
@@ -345,7 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in ratio_sizes:
         if n <= full:
             bench.job(n, with_bare=True)
-    if scaled:
+    if full in files:
+        bench.orders(full)
+    if scaled and not args.only:
         bench.pipeline("nlu_ci_intent", scaled)
         bench.pipeline("nlu_ci_default", scaled[-1:])
     for n in ratio_sizes:
@@ -357,10 +410,14 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": sizes, "ratio_sizes": ratio_sizes, "not_run": sorted(
                 set(parse_sizes(FULL_SIZES + "," + FULL_RATIO_SIZES, full)) - set(sizes) - set(ratio_sizes)),
             "dataset": args.dataset.name, "train_full": full, "test_examples": n_test,
-            "repeats": args.repeats, "budget_s": args.budget, "cap_s": args.cap, "fresh": args.fresh,
+            "repeats": args.repeats, "budget_s": args.budget, "cap_s": args.cap, "fresh": args.fresh, "only": args.only,
             "cpus": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
             "load_start": load_start, "load_end": [round(x, 2) for x in os.getloadavg()],
             "targets": targets, "config": bench.config.read_text(encoding="utf-8")}
+    if args.only:
+        kept = earlier_rows(args.out, bench.rows)
+        log(f"--only {args.only}: {len(kept)} rows kept from the page's earlier runs")
+        bench.rows = kept + bench.rows
     others = {r["fingerprint"]: bench.journal.others(r) for r in bench.rows if r.get("fingerprint")}
     write_report(args.out, bench.rows, meta, others)
     log(f"wrote {args.out / 'results.md'}")

@@ -68,6 +68,9 @@ def test_first_run_measures_every_row_itself_with_spread_and_load(runs):
         assert "skipped" not in r, r
         assert r["run_id"] == meta["run_id"] and r["commit"] == meta["commit"]
         assert len(r["load"]) >= 2 and all(x >= 0 for x in r["load"])
+        if r["kind"] == "order":          # one pass over the seeded shuffles, each seed in its own process
+            assert len(r["samples"]) == 1 and [s["seed"] for s in r["samples"][0]["seeds"]] == [1, 2, 3, 4, 5]
+            continue
         assert len(r["samples"]) == 2
         timed = ("train_s", "eval_each_ups") if r["kind"] == "pipeline" else ("run_s", "sklearn_s", "ratio")
         for key in timed:
@@ -106,14 +109,14 @@ def test_rerun_reuses_only_rows_whose_fingerprint_still_matches(runs):
     code = code_hash(ROOT)
     train, test = tmp / "work" / "train_180.json", tmp / "ds" / "test.json"
     for r in second["rows"]:
-        fed_by_config = r["kind"] == "job" or r["name"] == "nlu_ci_default"
+        fed_by_config = r["kind"] in ("job", "order") or r["name"] == "nlu_ci_default"
         expected = fingerprint(code, r["kind"], r["name"], r["size"], [train, test, *([config] if fed_by_config else [])])
         assert r["fingerprint"] == expected
         assert r["run_id"] == (meta["run_id"] if fed_by_config else first["meta"]["run_id"]), r["name"]
     reused = [line for line in _table(second["md"], "## Training and evaluation") if "reused:" in line]
     assert len(reused) == 4 and all(first["meta"]["run_id"] in line and first["meta"]["commit"] in line
                                     for line in reused)
-    assert "2 of 6 rows were measured in this run" in second["md"]
+    assert "3 of 7 rows were measured in this run" in second["md"]    # + the example-order row
 
 
 def _job(overheads: list[float]) -> dict:
@@ -144,7 +147,7 @@ def test_again_measures_the_page_rows_anew_and_adds_the_comparison(runs):
     tmp, config, _, second = runs
     out = tmp / "out"
     before = (out / "results.md").read_text()
-    assert "None of the 6 rows has been measured by another run" in before
+    assert "None of the 7 rows has been measured by another run" in before
     proc = _again(tmp, config, out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     page = json.loads((out / "results.json").read_text())
@@ -154,8 +157,10 @@ def test_again_measures_the_page_rows_anew_and_adds_the_comparison(runs):
     table = _table(md, "## The same code measured again")[1:]
     again_ids = {rs[-1]["run_id"] for rs in page["again"].values()}
     assert len(again_ids) == 1 and second["meta"]["run_id"] not in again_ids
-    assert len(page["again"]) == 6 and {r["fingerprint"] for r in second["rows"]} == set(page["again"])
+    assert len(page["again"]) == 7 and {r["fingerprint"] for r in second["rows"]} == set(page["again"])
     for r in second["rows"]:
+        if r["kind"] == "order":          # no timing columns: its comparison is the entity F1 of each order
+            continue
         other = page["again"][r["fingerprint"]][-1]
         assert other["fingerprint"] == r["fingerprint"] and other["samples"] != r["samples"]
         name = f"{bench_report.LABELS.get(r['name'], r['name'])} @ {r['size']:,}"
