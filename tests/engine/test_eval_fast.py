@@ -83,6 +83,36 @@ def test_regex_batch_marks_tokens_as_the_stock_featurizer(hwu_model, texts):
     assert _state(one) == _state(stock)
 
 
+def test_tokens_share_read_only_marks_and_the_stock_code_gets_its_own_copies(hwu_model, texts):
+    """Memory: one marks dict per combination of matched names (HWU64: +110 MB of per-token dicts before);
+    writing to a shared one raises; the stock code (a featurizer with repeated names) writes private copies."""
+    import copy
+    import pickle
+
+    from rasa_nlu.featurizers.regex_featurizer import RegexFeaturizer
+
+    featurizer = next(c for c in hwu_model.pipeline if type(c).__name__ == "RegexFeaturizer")
+    fast = _messages(hwu_model, texts)
+    regex_batch.process_batch(featurizer, fast)
+    marks = [t.get("pattern") for m in fast for t in m.get("tokens")]
+    kinds = {tuple(k for k, v in d.items() if v) for d in marks}
+    assert len({id(d) for d in marks}) == len(kinds) < len(marks) / 20
+    shared = marks[0]
+    with pytest.raises(TypeError, match="read-only"):
+        shared[next(iter(shared))] = True
+    with pytest.raises(TypeError):
+        shared.update({})
+    assert pickle.loads(pickle.dumps(shared)) == shared and copy.deepcopy(shared) is shared
+    before = [dict(d) for d in marks]
+    repeated = RegexFeaturizer(known_patterns=[{"name": "n", "pattern": "[0-9]"}, {"name": "n", "pattern": "am"}])
+    for message in fast:
+        repeated.process(message)   # repeated names: the stock code, in place
+    after = [t.get("pattern") for m in fast for t in m.get("tokens")]
+    assert all(type(d) is dict and set(d) == set(b) | {"n"} for d, b in zip(after, before, strict=True))
+    assert [dict(d) for d in marks] == before    # the shared dicts are as they were
+    assert any(d["n"] for d in after)
+
+
 def test_regex_process_is_the_batch_of_one_and_stock_process_is_rasa_nlus():
     import inspect
 
