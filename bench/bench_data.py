@@ -50,8 +50,12 @@ def synthesise(examples: list[dict], n: int, seed: int = 0) -> list[dict]:
 
 
 def prepare_data(dataset: Path, work: Path, sizes: list[int]) -> dict[int, Path]:
-    """Training files for ``sizes``: a seeded subsample up to the dataset's size, a synthetic scale-up beyond."""
-    full = read_examples(dataset / "train.json")
+    """Training files for ``sizes``: a seeded subsample up to the dataset's size, a synthetic scale-up beyond;
+    each with the dataset's other sections as they are (HWU64: its 67 regex features), which the job trains
+    on too (a team's file has them: per token they cost time and, stock, memory)."""
+    doc = json.loads((dataset / "train.json").read_text(encoding="utf-8"))["rasa_nlu_data"]
+    full = doc["common_examples"]
+    sections = {k: v for k, v in doc.items() if k != "common_examples" and v}
     shuffled = full[:]
     random.Random(42).shuffle(shuffled)
     work.mkdir(parents=True, exist_ok=True)
@@ -59,7 +63,7 @@ def prepare_data(dataset: Path, work: Path, sizes: list[int]) -> dict[int, Path]
     for n in sizes:
         rows = shuffled[:n] if n <= len(full) else synthesise(full, n)
         path = work / f"train_{n}.json"
-        text = json.dumps({"rasa_nlu_data": {"common_examples": rows}}, ensure_ascii=False)
+        text = json.dumps({"rasa_nlu_data": {"common_examples": rows, **sections}}, ensure_ascii=False)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
         files[n] = path

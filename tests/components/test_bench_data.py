@@ -42,3 +42,21 @@ def test_power_law_extrapolation(bench):
     points = [(1000, 2.0), (2000, 8.0)]                 # t ~ n^2
     assert bench.predicted_seconds(points, 4000) == pytest.approx(32.0)
     assert bench.predicted_seconds(points[:1], 4000) is None
+
+
+def test_the_benchs_training_files_carry_the_datasets_regex_features(bench, tmp_path):
+    """A team's file has its patterns; the bench's subsamples and scale-ups train on them too."""
+    import json
+
+    dataset = tmp_path / "set"
+    dataset.mkdir()
+    doc = json.loads((ROOT / "data" / "sample" / "nlu.json").read_text())["rasa_nlu_data"]
+    assert doc["regex_features"]
+    (dataset / "train.json").write_text(json.dumps({"rasa_nlu_data": doc}))
+    n = len(doc["common_examples"])
+    files = bench.prepare_data(dataset, tmp_path / "work", [n // 2, n * 3])
+    for size, path in files.items():
+        out = json.loads(path.read_text())["rasa_nlu_data"]
+        assert len(out["common_examples"]) == size
+        assert out["regex_features"] == doc["regex_features"]
+        assert out.get("entity_synonyms") == (doc.get("entity_synonyms") or None)
