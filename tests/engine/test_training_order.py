@@ -99,3 +99,34 @@ def test_the_same_data_gives_the_same_model_whatever_the_processs_random_state(t
     state = np.random.get_state()[1].copy()
     train(config, _shuffled(1), tmp_path / "in-process-state")
     assert (np.random.get_state()[1] == state).all()  # the caller's generator is left as it was
+
+
+def test_what_no_later_component_reads_is_dropped_from_the_working_copy_only():
+    """engine.training.drop_unread: once every component still to train says what it reads, the working
+    copy's tokens and text features go (memory under the intent fit); a stock component that says nothing
+    (CountVectorsFeaturizer reads tokens without requiring them) keeps everything."""
+    from rasa_nlu.model import Trainer
+    from rasa_nlu.training_data import load_data
+
+    from nlu_ci.engine.training import drop_unread, working_copy
+
+    cfg, _ = read_config(ROOT / "nlu_config.yml")
+    pipeline = Trainer(cfg).pipeline
+    names = [type(c).__name__ for c in pipeline]
+    data = load_data(str(SAMPLE))
+    working = working_copy(data)
+    for component in pipeline[:2]:                  # tokenizer, regex featurizer
+        component.train(working, cfg)
+    keys = lambda: set().union(*(m.data for m in working.training_examples))  # noqa: E731
+    assert {"tokens", "text_features"} <= keys()
+    drop_unread(working, pipeline[1:])              # the regex featurizer says nothing: all kept
+    assert {"tokens", "text_features"} <= keys()
+    drop_unread(working, pipeline[names.index("LeanCRFEntityExtractor"):])
+    assert "tokens" in keys() and "text_features" not in keys()
+    classic, _ = read_config(ROOT / "configs" / "rasa_classic.yml")
+    drop_unread(working, pipeline[names.index("EntitySynonymMapper"):] + Trainer(classic).pipeline[-2:])
+    assert "tokens" in keys()
+    drop_unread(working, pipeline[names.index("EntitySynonymMapper"):])
+    assert keys() == {"intent", "entities"} and {"intent", "entities"} <= set().union(*(m.data for m in working.training_examples))
+    assert all("tokens" not in m.data for m in data.training_examples)  # the caller's data was never touched
+    assert any(m.get("entities") for m in working.training_examples)

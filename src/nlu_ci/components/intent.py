@@ -28,7 +28,7 @@ import nlu_ci.engine  # noqa: F401  (compat shims before rasa_nlu)
 from nlu_ci import cpus
 from nlu_ci.components.calibration import DEFAULT_TEMPERATURE, fit_temperature, softmax
 from nlu_ci.components.ngrams import NgramFeatures
-from nlu_ci.engine import child
+from nlu_ci.engine import child, memory
 from nlu_ci.engine.batch import PlainRanking
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 class LinearIntentClassifier(Component):
     provides = ["intent", "intent_ranking"]
     requires: list[str] = []
+    reads_in_training: tuple[str, ...] = ()   # the texts and intents only (engine.training.drop_unread)
     defaults = {
         "C": 0.5,                     # inverse regularisation of the linear SVM
         "word_ngrams": [1, 2],
@@ -166,9 +167,12 @@ class LinearIntentClassifier(Component):
         # heap at 100k examples, which would stay under the matrix and the fit; only the vocabularies return
         self.features = child.call(lambda: features.fit(texts), "n-gram vocabulary")
         x = self.features.transform(texts)
+        memory.trim()   # the chunks' arrays, freed in the middle of the heap (~180 MB at 100k examples)
         index = {name: i for i, name in enumerate(self.classes)}
         y = np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
         svm, oof = self._fit(x, y)
+        del x
+        memory.trim()   # the matrix and what the fit left: later steps (evaluation) start from a trimmed heap
         coef, intercept = svm.coef_, svm.intercept_
         if coef.shape[0] == 1:          # binary: LinearSVC keeps one hyperplane; score both sides
             coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])

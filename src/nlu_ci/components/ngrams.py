@@ -7,6 +7,7 @@ directory never depends on how a scikit-learn version pickles its objects.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,27 +34,73 @@ class NgramFeatures:
     char_idf: np.ndarray | None = None
 
     # -- learning -------------------------------------------------------------------------------
-    def fit(self, texts: list[str]) -> NgramFeatures:
-        """Learn both vocabularies and IDF weights. Returns self."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
+    def fit(self, texts: list[str], chunk: int = 16384) -> NgramFeatures:
+        """Learn both vocabularies and IDF weights. Returns self.
 
+        Up to ``chunk`` texts: scikit-learn's ``TfidfVectorizer.fit``. Beyond: the same counts chunk by chunk
+        (``_fit_chunked``), the same vocabulary and IDF weights, without the whole set's n-gram matrix and
+        unpruned vocabulary at once (531 MB at 100k examples in one go)."""
         min_df = self.min_df if len(texts) >= 4 * self.min_df else 1
         fitted = []
         for analyzer, ngrams in (("word", self.word_ngrams), ("char_wb", self.char_ngrams)):
-            vec = TfidfVectorizer(analyzer=analyzer, ngram_range=tuple(ngrams), min_df=min_df,
-                                  max_features=self.max_features, sublinear_tf=True, lowercase=True,
-                                  token_pattern=WORD_PATTERN if analyzer == "word" else None,
-                                  dtype=np.float64)
-            try:
-                vec.fit(texts)
-            except ValueError:          # empty vocabulary (e.g. only punctuation): no features
-                fitted.append(([], np.zeros(0)))
-                continue
-            order = sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__)
-            fitted.append((order, np.asarray(vec.idf_, dtype=np.float64)))
+            fit = self._fit_one if len(texts) <= chunk else functools.partial(self._fit_chunked, chunk=chunk)
+            fitted.append(fit(texts, analyzer, tuple(ngrams), min_df))
         (self.word_vocabulary, self.word_idf), (self.char_vocabulary, self.char_idf) = fitted
         self._vectorizers = self._analyzers = None
         return self
+
+    def _fit_one(self, texts: list[str], analyzer: str, ngrams: tuple, min_df: int) -> tuple[list[str], np.ndarray]:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=min_df,
+                              max_features=self.max_features, sublinear_tf=True, lowercase=True,
+                              token_pattern=WORD_PATTERN if analyzer == "word" else None, dtype=np.float64)
+        try:
+            vec.fit(texts)
+        except ValueError:          # empty vocabulary (e.g. only punctuation): no features
+            return [], np.zeros(0)
+        return sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__), np.asarray(vec.idf_, dtype=np.float64)
+
+    def _fit_chunked(self, texts: list[str], analyzer: str, ngrams: tuple, min_df: int,
+                     chunk: int) -> tuple[list[str], np.ndarray]:
+        """What ``_fit_one`` gives, from ``CountVectorizer`` counts of one chunk at a time: document and term
+        frequencies summed per n-gram, then scikit-learn's own rules (1.x ``CountVectorizer._limit_features``:
+        ``min_df`` on document frequency, ``max_features`` by term frequency, its ``argsort`` over the sorted
+        terms; ``TfidfTransformer.fit``: smooth IDF ``log((1 + n) / (1 + df)) + 1``)."""
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        index: dict[str, int] = {}
+        df_parts, tf_parts = [], []
+        for start in range(0, len(texts), chunk):
+            counter = CountVectorizer(analyzer=analyzer, ngram_range=ngrams, lowercase=True,
+                                      token_pattern=WORD_PATTERN if analyzer == "word" else None, dtype=np.int64)
+            try:
+                x = counter.fit_transform(texts[start:start + chunk]).tocsc()
+            except ValueError:      # this chunk has no n-gram
+                continue
+            where = np.empty(x.shape[1], dtype=np.int64)
+            for term, col in counter.vocabulary_.items():
+                where[col] = index.setdefault(term, len(index))
+            df_parts.append((where, np.diff(x.indptr)))
+            tf_parts.append((where, np.asarray(x.sum(axis=0)).ravel()))
+            del counter, x
+        if not index:
+            return [], np.zeros(0)
+        df, tf = np.zeros(len(index), dtype=np.int64), np.zeros(len(index), dtype=np.int64)
+        for (where, d), (_, t) in zip(df_parts, tf_parts, strict=True):
+            df[where] += d          # a chunk's columns are distinct terms: no repeated index
+            tf[where] += t
+        terms = sorted(index)
+        order = np.fromiter((index[t] for t in terms), dtype=np.int64, count=len(terms))
+        df, tf = df[order], tf[order]
+        keep = np.flatnonzero(df >= min_df)
+        if self.max_features is not None and len(keep) > self.max_features:
+            # the same sort call on the same float64 values as scikit-learn's (its ties fall the same way)
+            keep = np.sort(keep[(-tf[keep].astype(np.float64)).argsort()[: self.max_features]])
+        if not len(keep):           # scikit-learn: "After pruning, no terms remain"
+            return [], np.zeros(0)
+        idf = np.log(float(len(texts) + 1) / (df[keep].astype(np.float64) + 1.0)) + 1.0
+        return [terms[i] for i in keep], idf
 
     @property
     def n_features(self) -> int:
