@@ -182,6 +182,11 @@ def render(doc: dict) -> str:
         lines.append(f"| {label} | {part['commit']} | {s['after_s']:.0f} | {s.get('children_at_signal')} | "
                      f"{_f(s.get('exit_s'), '.2f')} | {s.get('exit')} | {s.get('outcome')} | {s.get('pushed')} | "
                      f"{s.get('orphans')} | {'met' if ok else 'missed'} |")
+    data = [f"{label}: " + (f"{part['regex_features']} regex features in the training files" if "regex_features"
+                            in part else "the examples only (the bench's files had no regex features before e131817)")
+            for label, part in ((k, doc.get(k)) for k in ("before", "after")) if part]
+    lines += ["", "Training data per label: " + "; ".join(data) + ". Regex features add pattern marks to every "
+              "token and CRF features: the two labels' peaks are not measured on the same files."]
     lines += ["", "Machine: " + (doc.get("after") or doc.get("before") or {}).get("machine", "–"), ""]
     return "\n".join(lines)
 
@@ -215,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(["git", "rev-parse", "--short=10", args.before], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": runs,
                 "workers": os.environ.get("NLU_CI_WORKERS") or f"{os.cpu_count()} (CPU limit)",
+                "regex_features": len(json.loads(files[sizes[0]].read_text(encoding="utf-8"))["rasa_nlu_data"]
+                                      .get("regex_features") or []),
                 "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"}
         if args.sigterm_after > 0:
             log(f"{label}: SIGTERM {args.sigterm_after:.0f} s into training at 100,000")

@@ -106,3 +106,15 @@ def test_near_duplicates_ignore_digit_variants_and_short_names():
     assert near_duplicates(["city1", "city2", "ab", "ac"]) == []
     assert near_duplicates(["get_weather", "getWeather", "Get-Weather"]) == [["Get-Weather", "getWeather",
                                                                             "get_weather"]]
+
+
+def test_loaded_labels_are_one_string_object_each():
+    """data.dataset.share_labels: equal intent names, entity types and values are one object after loading."""
+    from nlu_ci.data import dataset
+    from support.data import SAMPLE
+
+    data = dataset.load_training_data(SAMPLE)
+    intents = [m.get("intent") for m in data.training_examples]
+    assert len({id(i) for i in intents}) == len(set(intents)) < len(intents)
+    types = [e["entity"] for m in data.training_examples for e in m.get("entities") or []]
+    assert types and len({id(t) for t in types}) == len(set(types))
