@@ -20,6 +20,7 @@ average before and after. Old and new predictions are compared (must be equal) b
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -51,10 +52,12 @@ def _median(fn, repeats: int) -> dict:
 
 def _interleaved(fn, repeats: int) -> tuple[dict, dict]:
     """(old, new) timings of ``fn``, one old and one new call in turn, so that load from other work on the
-    machine falls on both alike."""
+    machine falls on both alike; the garbage collected before each call (else one call's garbage is collected
+    inside the next: ``evaluate`` measured 2,993 vs 3,616 utt/s for the same work)."""
     times: dict[str, list[float]] = {"old": [], "new": []}
     for _ in range(repeats):
         for path in ("old", "new"):
+            gc.collect()
             start = time.perf_counter()
             if path == "old":
                 with _OldPath():
