@@ -154,8 +154,8 @@ class LeanCRFEntityExtractor(EntityExtractor):
         workers = cpus.workers()
         if folds and workers > 1:
             results = child.parallel([functools.partial(_fit, trainer, seed), *folds], workers, "entity training")
-            del trainer, picked, folds  # crfsuite's copy of the data: ~290 MB of heap at 100k examples with
-            memory.trim()               # regex features, kept under the intent fit unless trimmed
+            del trainer, picked, folds  # crfsuite's copy of the data, freed and trimmed: its heap would
+            memory.trim()               # otherwise stay under the intent fit
             self._trained(results)
             return
         model = _fit(trainer, seed)

@@ -167,7 +167,7 @@ class LinearIntentClassifier(Component):
         # heap at 100k examples, which would stay under the matrix and the fit; only the vocabularies return
         self.features = child.call(lambda: features.fit(texts), "n-gram vocabulary")
         x = self.features.transform(texts)
-        memory.trim()   # the chunks' arrays, freed in the middle of the heap (~180 MB at 100k examples)
+        memory.trim()   # the chunks' arrays, freed in the middle of the heap, before the fit allocates
         index = {name: i for i, name in enumerate(self.classes)}
         y = np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
         svm, oof = self._fit(x, y)

@@ -70,7 +70,7 @@ class NgramFeatures:
         from sklearn.feature_extraction.text import CountVectorizer
 
         index: dict[str, int] = {}
-        df_parts, tf_parts = [], []
+        parts = []   # per chunk: (global index of each of its columns, document counts, term counts)
         for start in range(0, len(texts), chunk):
             counter = CountVectorizer(analyzer=analyzer, ngram_range=ngrams, lowercase=True,
                                       token_pattern=WORD_PATTERN if analyzer == "word" else None, dtype=np.int64)
@@ -81,13 +81,12 @@ class NgramFeatures:
             where = np.empty(x.shape[1], dtype=np.int64)
             for term, col in counter.vocabulary_.items():
                 where[col] = index.setdefault(term, len(index))
-            df_parts.append((where, np.diff(x.indptr)))
-            tf_parts.append((where, np.asarray(x.sum(axis=0)).ravel()))
+            parts.append((where, np.diff(x.indptr), np.asarray(x.sum(axis=0)).ravel()))
             del counter, x
         if not index:
             return [], np.zeros(0)
         df, tf = np.zeros(len(index), dtype=np.int64), np.zeros(len(index), dtype=np.int64)
-        for (where, d), (_, t) in zip(df_parts, tf_parts, strict=True):
+        for where, d, t in parts:
             df[where] += d          # a chunk's columns are distinct terms: no repeated index
             tf[where] += t
         terms = sorted(index)
