@@ -143,6 +143,55 @@ def test_token_features_flag_digits_in_any_script(hwu_model):
     assert flags == [[], ["hasdigit"], [], ["hasdigit"], [], ["digit"], [], []]
 
 
+def _reference_token_features(tokens, window=2):
+    """The CRF's attribute strings as they were written before the per-text cache (one pass per token)."""
+    low = [t.text.lower() for t in tokens]
+    out = []
+    for i, token in enumerate(tokens):
+        w, text = low[i], token.text
+        feats = ["b", "w=" + w, "p3=" + w[:3], "s3=" + w[-3:], "s2=" + w[-2:]]
+        if text.isdigit():
+            feats.append("digit")
+        elif not text.isalpha() and any(ch.isdigit() for ch in text):
+            feats.append("hasdigit")
+        if text.istitle():
+            feats.append("title")
+        elif text.isupper():
+            feats.append("upper")
+        for d in range(1, window + 1):
+            feats.append(f"-{d}=" + (low[i - d] if i - d >= 0 else "<s>"))
+            feats.append(f"+{d}=" + (low[i + d] if i + d < len(tokens) else "</s>"))
+        feats.extend("re=" + name for name, matched in (token.get("pattern") or {}).items() if matched)
+        out.append(feats)
+    return out
+
+
+@pytest.mark.parametrize("window", [0, 1, 2, 3])
+def test_token_features_with_a_shared_cache_are_the_strings_of_each_token(hwu_model, texts, window):
+    messages = _messages(hwu_model, texts + ["a", "A a a", "Set SET set 7 7am"])
+    regex = next(c for c in hwu_model.pipeline if type(c).__name__ == "RegexFeaturizer")
+    regex_batch.process_batch(regex, messages)
+    cache: dict = {}
+    for message in messages:
+        tokens = message.get("tokens")
+        assert token_features(tokens, window, cache) == _reference_token_features(tokens, window)
+        assert token_features(tokens, window) == _reference_token_features(tokens, window)
+    assert any("re=" in f for m in messages for feats in token_features(m.get("tokens"), window) for f in feats)
+    assert 0 < len(cache) < sum(len(m.get("tokens")) for m in messages)   # one entry per distinct text
+
+
+def test_the_extractors_feature_cache_starts_afresh_past_its_bound(hwu_model, monkeypatch):
+    import nlu_ci.components.entities as entities
+
+    crf = next(c for c in hwu_model.pipeline if type(c).__name__ == "LeanCRFEntityExtractor")
+    monkeypatch.setattr(entities, "FEATURE_CACHE_SIZE", 5)
+    messages = _messages(hwu_model, ["wake me up at seven tomorrow morning please", "play queen"])
+    before = crf.extract_batch(messages)
+    assert len(crf._features_cache()) == 0   # the first message's 7 texts passed the bound
+    assert crf.extract_batch(messages[1:]) == before[1:]
+    assert len(crf._features_cache()) == 2
+
+
 def test_per_text_featurizer_equals_the_count_vectorizers(hwu_model, texts):
     features = next(c for c in hwu_model.pipeline if type(c).__name__ == "LinearIntentClassifier").features
     for text in texts:
