@@ -84,7 +84,7 @@ def token_features(tokens: list, window: int = 2, cache: dict | None = None) -> 
         columns.append([e[1][2 * d - 1] for e in entries[d:]] + [f"+{d}=</s>"] * edge)
     out = []
     matched_names: dict[int, list[str]] = {}   # id(marks) -> its "re=" strings (tokens share marks dicts:
-    for token, (own, _), around in zip(tokens, entries, zip(*columns) if columns else [()] * n, strict=True):
+    for token, (own, _), around in zip(tokens, entries, zip(*columns, strict=True) if columns else [()] * n, strict=True):
         marks = token.get("pattern")           # engine.regex_batch.SharedMarks; alive all through this call)
         if not marks:
             out.append([*own, *around])
