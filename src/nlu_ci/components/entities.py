@@ -80,7 +80,7 @@ def token_features(tokens: list, window: int = 2, cache: dict | None = None) -> 
     columns = []   # per neighbour offset, left then right: that string for every token
     for d in range(1, window + 1):
         edge = min(d, n)
-        columns.append([f"-{d}=<s>"] * edge + [e[1][2 * d - 2] for e in entries[: n - d]])
+        columns.append([f"-{d}=<s>"] * edge + [e[1][2 * d - 2] for e in entries[: max(n - d, 0)]])
         columns.append([e[1][2 * d - 1] for e in entries[d:]] + [f"+{d}=</s>"] * edge)
     out = []
     matched_names: dict[int, list[str]] = {}   # id(marks) -> its "re=" strings (tokens share marks dicts:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from nlu_ci.components import ngram_counts
+
 try:  # the kernel of a CSR matrix @ a dense one (scipy's private module; without it: the public operator)
     from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
 except ImportError:  # pragma: no cover
@@ -140,10 +142,8 @@ class NgramFeatures:
 
     def _transform(self, texts: list[str]) -> sp.csr_matrix:
         blocks = []
-        for counter, idf in zip(self._counters(), (self.word_idf, self.char_idf), strict=True):
-            if counter is None:
-                continue
-            x = counter.transform(texts).tocsr()
+        for columns, idf in self._lookups():
+            x = ngram_counts.counts(columns, texts, len(idf))   # CountVectorizer.transform's counts
             # sublinear tf * idf, then each row scaled to unit length (all row-local: batch == one by one)
             data = (np.log(x.data) + 1.0) * idf[x.indices]
             rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
@@ -155,11 +155,12 @@ class NgramFeatures:
             return sp.csr_matrix((len(texts), 0), dtype=np.float64)
         return sp.hstack(blocks, format="csr")
 
-    def _lookups(self):
-        """(analyzer, term -> column) per block, the CountVectorizers' own analyzers and vocabularies."""
+    def _lookups(self) -> list[tuple[ngram_counts.Columns, np.ndarray]]:
+        """(text -> vocabulary columns, idf) per block with a vocabulary: the CountVectorizers' own analyzers
+        and vocabularies (``ngram_counts``)."""
         if getattr(self, "_analyzers", None) is None:
             self._analyzers = [
-                (counter.build_analyzer(), {term: j for j, term in enumerate(vocab)}, idf)
+                (ngram_counts.Columns(counter, {term: j for j, term in enumerate(vocab)}), idf)
                 for counter, vocab, idf in zip(self._counters(), (self.word_vocabulary, self.char_vocabulary),
                                                (self.word_idf, self.char_idf), strict=True)
                 if counter is not None
@@ -188,12 +189,10 @@ class NgramFeatures:
     def _row_one(self, text: str) -> tuple[np.ndarray | None, np.ndarray | None, int]:
         """(column indices, values, width) of ``text``'s row; (None, None, 0) without any analyzer."""
         indices, data, offset = [], [], 0
-        for analyze, vocabulary, idf in self._lookups():
+        for columns, idf in self._lookups():
             counts: dict[int, int] = {}
-            for term in analyze(text):
-                j = vocabulary.get(term)
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
+            for j in columns(text):
+                counts[j] = counts.get(j, 0) + 1
             cols = np.array(sorted(counts), dtype=np.int32)
             values = np.array([counts[j] for j in cols.tolist()], dtype=np.float64)
             values = (np.log(values) + 1.0) * idf[cols]
@@ -202,7 +201,7 @@ class NgramFeatures:
             values /= norms[0]
             indices.append(cols + offset)
             data.append(values)
-            offset += len(vocabulary)
+            offset += len(idf)
         if not indices:
             return None, None, 0
         return np.concatenate(indices), np.concatenate(data), offset
