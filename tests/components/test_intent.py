@@ -166,11 +166,27 @@ def test_transform_in_chunks_gives_the_same_matrix_as_in_one_go(sample_split):
     assert whole.indices.dtype == chunked.indices.dtype and whole.indptr.dtype == chunked.indptr.dtype
 
 
+def _tfidf_reference(texts, options):
+    """scikit-learn's TfidfVectorizer.fit on all the texts at once, as NgramFeatures configures it."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from nlu_ci.components.ngrams import WORD_PATTERN
+
+    out = []
+    for analyzer, ngrams in (("word", (1, 2)), ("char_wb", (3, 5))):
+        vec = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=options.get("min_df", 2),
+                              max_features=options.get("max_features"), sublinear_tf=True, lowercase=True,
+                              token_pattern=WORD_PATTERN if analyzer == "word" else None, dtype=np.float64)
+        vec.fit(texts)
+        out.append((sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__), np.asarray(vec.idf_)))
+    return out
+
+
 @pytest.mark.parametrize("options", [{}, {"max_features": 300}, {"min_df": 1}, {"min_df": 3, "max_features": 2000}])
 def test_vocabulary_learnt_in_chunks_is_scikit_learns_in_one_go(options):
-    """``NgramFeatures.fit`` beyond ``chunk`` texts counts chunk by chunk (memory at 100k: 160 -> 29 MB over
-    the start in one process): the same terms in the same order and bit-identical IDF weights as
-    scikit-learn's TfidfVectorizer on all the texts; chunks of only punctuation or repeated texts included."""
+    """``NgramFeatures.fit`` counts ``chunk`` texts at a time (memory at 100k: 160 -> 29 MB over the start in
+    one process): the same terms in the same order and bit-identical IDF weights as scikit-learn's
+    TfidfVectorizer on all the texts, whatever the chunk; chunks of only punctuation or repeated texts included."""
     from nlu_ci.components.ngrams import NgramFeatures
     from support import growth
 
@@ -178,15 +194,15 @@ def test_vocabulary_learnt_in_chunks_is_scikit_learns_in_one_go(options):
         texts = [e["text"] for e in json.loads(growth.HWU64.read_text())["rasa_nlu_data"]["common_examples"]][:3000]
     else:
         texts = [e["text"] for e in json.loads(SAMPLE.read_text())["rasa_nlu_data"]["common_examples"]] * 3
-    texts += ["!!", "?", "..."] * 5 + texts[:40]
-    whole = NgramFeatures(char_ngrams=(3, 5), **options).fit(texts, chunk=len(texts))
-    for chunk in (7, 15, 1000):
+    texts += ["!!", "?", "..."] * 5 + texts[:40] + ["ΟΔΟΣ οδός İstanbul", "wake\u00a0me  up\t7am", "a b c"]
+    (word_vocabulary, word_idf), (char_vocabulary, char_idf) = _tfidf_reference(texts, options)
+    for chunk in (7, 15, 1000, len(texts), 16384):
         parts = NgramFeatures(char_ngrams=(3, 5), **options).fit(texts, chunk=chunk)
-        assert parts.word_vocabulary == whole.word_vocabulary and parts.char_vocabulary == whole.char_vocabulary
-        assert np.array_equal(parts.word_idf, whole.word_idf) and np.array_equal(parts.char_idf, whole.char_idf)
-    assert len(whole.char_vocabulary) > 100
+        assert parts.word_vocabulary == word_vocabulary and parts.char_vocabulary == char_vocabulary
+        assert np.array_equal(parts.word_idf, word_idf) and np.array_equal(parts.char_idf, char_idf)
+    assert len(char_vocabulary) > 100
     if "max_features" in options:
-        assert len(whole.char_vocabulary) == options["max_features"]
+        assert len(char_vocabulary) == options["max_features"]
 
 
 def test_a_vocabulary_of_only_punctuation_is_empty_in_chunks_too():

@@ -11,6 +11,8 @@ tests/components/test_ngram_counts.py.
 """
 from __future__ import annotations
 
+import array
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -18,11 +20,13 @@ WORD_CACHE_SIZE = 50000   # distinct words whose char n-gram columns are kept (~
 
 
 class Columns:
-    """``columns(text)``: the vocabulary columns of ``text``'s n-grams, one per occurrence, in analyzer order."""
+    """``columns(text)``: the vocabulary columns of ``text``'s n-grams, one per occurrence, in analyzer order.
 
-    def __init__(self, counter, vocabulary: dict[str, int]):
+    ``grow``: n-grams not in the vocabulary are added to it (the next column each), for learning one."""
+
+    def __init__(self, counter, vocabulary: dict[str, int], grow: bool = False):
         """``counter``: a ``CountVectorizer`` (its analyzer settings are used, not its vocabulary)."""
-        self.vocabulary = vocabulary
+        self.vocabulary, self._grow = vocabulary, grow
         self._words: dict[str, tuple[int, ...]] | None = None
         if counter.analyzer == "char_wb":
             self._words = {}
@@ -31,32 +35,66 @@ class Columns:
         else:
             self._analyze = counter.build_analyzer()
 
-    def __call__(self, text: str) -> list[int]:
-        lookup = self.vocabulary.get
+    def _lookup(self, terms) -> list[int] | tuple[int, ...]:
+        vocabulary = self.vocabulary
+        if self._grow:
+            add = vocabulary.setdefault
+            return [add(term, len(vocabulary)) for term in terms]
+        return tuple(j for j in map(vocabulary.get, terms) if j is not None)
+
+    def __call__(self, text: str) -> list[int] | tuple[int, ...]:
         words = self._words
         if words is None:
-            return [j for j in map(lookup, self._analyze(text)) if j is not None]
+            return self._lookup(self._analyze(text))
         if len(words) > WORD_CACHE_SIZE:
             words.clear()
         out: list[int] = []
         for word in self._white_spaces.sub(" ", self._preprocess(self._decode(text))).split():
             found = words.get(word)
             if found is None:
-                found = words[word] = tuple(j for j in map(lookup, self._ngrams(word)) if j is not None)
+                found = words[word] = tuple(self._lookup(self._ngrams(word)))
             out.extend(found)
         return out
 
 
-def counts(columns: Columns, texts: list[str], width: int) -> sp.csr_matrix:
-    """(len(texts), width) float64 counts, each row's column indices sorted and distinct."""
-    flat: list[int] = []
+def _flat(columns: Columns, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(every text's columns one after another, where each text's end)."""
+    flat = array.array("q")
     ends = np.empty(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
         flat.extend(columns(text))
         ends[i] = len(flat)
-    cols = np.asarray(flat, dtype=np.int64)
+    return np.frombuffer(flat, dtype=np.int64) if len(flat) else np.zeros(0, dtype=np.int64), ends
+
+
+def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct keys in ascending order, how often each occurs): ``np.unique(keys, return_counts=True)``
+    by one sort (numpy 2's ``unique`` hashes first: 0.27 s for HWU64's 0.7 million n-grams, the sort 0.03 s)."""
+    keys = np.sort(keys)
+    first = np.empty(len(keys), dtype=bool)
+    first[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return keys[starts], np.diff(starts, append=len(keys))
+
+
+def frequencies(columns: Columns, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(document frequency, term frequency) of each column of ``columns.vocabulary`` in ``texts`` (scikit-learn's
+    ``_document_frequency`` and column sums of the count matrix); with ``grow``, the vocabulary first grows by
+    the texts' new n-grams."""
+    cols, ends = _flat(columns, texts)
+    width = max(len(columns.vocabulary), 1)
     rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(ends, prepend=0))
-    keys, tally = np.unique(rows * max(width, 1) + cols, return_counts=True)   # sorted: by row, then column
+    present = _distinct(rows * width + cols)[0] % width
+    return np.bincount(present, minlength=width)[:len(columns.vocabulary)], \
+        np.bincount(cols, minlength=width)[:len(columns.vocabulary)]
+
+
+def counts(columns: Columns, texts: list[str], width: int) -> sp.csr_matrix:
+    """(len(texts), width) float64 counts, each row's column indices sorted and distinct."""
+    cols, ends = _flat(columns, texts)
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(ends, prepend=0))
+    keys, tally = _distinct(rows * max(width, 1) + cols)   # sorted: by row, then column
     indptr = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys // max(width, 1), minlength=len(texts)), out=indptr[1:])
     index_type = np.int32 if max(len(keys), width) < 2**31 else np.int64

@@ -7,7 +7,6 @@ directory never depends on how a scikit-learn version pickles its objects.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,60 +36,40 @@ class NgramFeatures:
 
     # -- learning -------------------------------------------------------------------------------
     def fit(self, texts: list[str], chunk: int = 16384) -> NgramFeatures:
-        """Learn both vocabularies and IDF weights. Returns self.
+        """Learn both vocabularies and IDF weights (scikit-learn's ``TfidfVectorizer.fit``: the same terms in
+        the same order, bit-identical weights; tests/components/test_intent.py). Returns self.
 
-        Up to ``chunk`` texts: scikit-learn's ``TfidfVectorizer.fit``. Beyond: the same counts chunk by chunk
-        (``_fit_chunked``), the same vocabulary and IDF weights, without the whole set's n-gram matrix and
-        unpruned vocabulary at once (531 MB at 100k examples in one go)."""
+        The n-grams are counted ``chunk`` texts at a time (``ngram_counts``: each distinct word's char n-grams
+        made once), so only one chunk's occurrences are held at once, never the whole set's n-gram matrix
+        (531 MB at 100k examples through scikit-learn in one go)."""
         min_df = self.min_df if len(texts) >= 4 * self.min_df else 1
-        fitted = []
-        for analyzer, ngrams in (("word", self.word_ngrams), ("char_wb", self.char_ngrams)):
-            fit = self._fit_one if len(texts) <= chunk else functools.partial(self._fit_chunked, chunk=chunk)
-            fitted.append(fit(texts, analyzer, tuple(ngrams), min_df))
-        (self.word_vocabulary, self.word_idf), (self.char_vocabulary, self.char_idf) = fitted
+        (self.word_vocabulary, self.word_idf), (self.char_vocabulary, self.char_idf) = (
+            self._fit_counted(texts, analyzer, tuple(ngrams), min_df, chunk)
+            for analyzer, ngrams in (("word", self.word_ngrams), ("char_wb", self.char_ngrams)))
         self._vectorizers = self._analyzers = None
         return self
 
-    def _fit_one(self, texts: list[str], analyzer: str, ngrams: tuple, min_df: int) -> tuple[list[str], np.ndarray]:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vec = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, min_df=min_df,
-                              max_features=self.max_features, sublinear_tf=True, lowercase=True,
-                              token_pattern=WORD_PATTERN if analyzer == "word" else None, dtype=np.float64)
-        try:
-            vec.fit(texts)
-        except ValueError:          # empty vocabulary (e.g. only punctuation): no features
-            return [], np.zeros(0)
-        return sorted(vec.vocabulary_, key=vec.vocabulary_.__getitem__), np.asarray(vec.idf_, dtype=np.float64)
-
-    def _fit_chunked(self, texts: list[str], analyzer: str, ngrams: tuple, min_df: int,
+    def _fit_counted(self, texts: list[str], analyzer: str, ngrams: tuple, min_df: int,
                      chunk: int) -> tuple[list[str], np.ndarray]:
-        """What ``_fit_one`` gives, from ``CountVectorizer`` counts of one chunk at a time: document and term
-        frequencies summed per n-gram, then scikit-learn's own rules (1.x ``CountVectorizer._limit_features``:
-        ``min_df`` on document frequency, ``max_features`` by term frequency, its ``argsort`` over the sorted
-        terms; ``TfidfTransformer.fit``: smooth IDF ``log((1 + n) / (1 + df)) + 1``)."""
+        """Document and term frequencies per n-gram, summed chunk by chunk, then scikit-learn's own rules (1.x
+        ``CountVectorizer._limit_features``: ``min_df`` on document frequency, ``max_features`` by term
+        frequency, its ``argsort`` over the sorted terms; ``TfidfTransformer.fit``: smooth IDF
+        ``log((1 + n) / (1 + df)) + 1``)."""
         from sklearn.feature_extraction.text import CountVectorizer
 
-        index: dict[str, int] = {}
-        parts = []   # per chunk: (global index of each of its columns, document counts, term counts)
+        counter = CountVectorizer(analyzer=analyzer, ngram_range=ngrams, lowercase=True,
+                                  token_pattern=WORD_PATTERN if analyzer == "word" else None)
+        columns = ngram_counts.Columns(counter, {}, grow=True)
+        df, tf = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         for start in range(0, len(texts), chunk):
-            counter = CountVectorizer(analyzer=analyzer, ngram_range=ngrams, lowercase=True,
-                                      token_pattern=WORD_PATTERN if analyzer == "word" else None, dtype=np.int64)
-            try:
-                x = counter.fit_transform(texts[start:start + chunk]).tocsc()
-            except ValueError:      # this chunk has no n-gram
-                continue
-            where = np.empty(x.shape[1], dtype=np.int64)
-            for term, col in counter.vocabulary_.items():
-                where[col] = index.setdefault(term, len(index))
-            parts.append((where, np.diff(x.indptr), np.asarray(x.sum(axis=0)).ravel()))
-            del counter, x
+            d, t = ngram_counts.frequencies(columns, texts[start:start + chunk])
+            if len(d) > len(df):   # the vocabulary grew: new terms have no counts before this chunk
+                df, tf = (np.concatenate([a, np.zeros(len(d) - len(a), dtype=np.int64)]) for a in (df, tf))
+            df[:len(d)] += d
+            tf[:len(t)] += t
+        index = columns.vocabulary
         if not index:
             return [], np.zeros(0)
-        df, tf = np.zeros(len(index), dtype=np.int64), np.zeros(len(index), dtype=np.int64)
-        for where, d, t in parts:
-            df[where] += d          # a chunk's columns are distinct terms: no repeated index
-            tf[where] += t
         terms = sorted(index)
         order = np.fromiter((index[t] for t in terms), dtype=np.int64, count=len(terms))
         df, tf = df[order], tf[order]
