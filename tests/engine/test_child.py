@@ -67,6 +67,40 @@ def test_a_signal_while_waiting_kills_and_reaps_every_child():
         assert not os.path.exists(f"/proc/{pid}")
 
 
+def test_beside_runs_here_in_this_process_and_the_rest_in_one_child():
+    me, order = os.getpid(), []
+    mine, theirs = child.beside(lambda: os.getpid(), [lambda i=i: (i, os.getpid()) for i in range(3)], 2, "test")
+    assert mine == me
+    assert [i for i, _ in theirs] == [0, 1, 2] and len({pid for _, pid in theirs} - {me}) == 1
+    mine, theirs = child.beside(lambda: order.append("here") or "h", [lambda: order.append("fn") or 1] * 2, 1, "test")
+    assert (mine, theirs, order) == ("h", [1, 1], ["fn", "fn", "here"])   # one worker: all here, the rest first
+
+
+def test_beside_an_error_here_kills_and_reaps_the_child_and_one_there_propagates():
+    pids_file = f"/tmp/nlu-ci-beside-test-{os.getpid()}"
+
+    def slow():
+        with open(pids_file, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        time.sleep(60)
+
+    def fail_here():
+        time.sleep(0.5)   # the child has started by now
+        raise ConfigError("here failed")
+
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="here failed"):
+        child.beside(fail_here, [slow], 2, "test")
+    assert time.monotonic() - t0 < 5
+    (pid,) = [int(p) for p in open(pids_file).read().split()]
+    os.unlink(pids_file)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    assert not os.path.exists(f"/proc/{pid}")
+    with pytest.raises(RuntimeFailure, match="ZeroDivisionError"):
+        child.beside(lambda: 1, [lambda: 1 / 0], 2, "test")
+
+
 def test_workers_follow_the_cgroup_quota(tmp_path):
     (tmp_path / "cpu.max").write_text("150000 100000\n")
     assert cpus.quota(tmp_path) == 1.5

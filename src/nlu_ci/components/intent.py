@@ -140,16 +140,17 @@ class LinearIntentClassifier(Component):
         return [fold(t, h) for t, h in split], combine
 
     def _fit(self, x, y: np.ndarray):
-        """(the fitted LinearSVC, the out-of-fold (scores, labels) or None). First the calibration folds in
-        forked processes (``cpus.workers``; the same numbers with any count), then the main fit here. The main
-        fit is not sent to a process beside the folds: its coefficients coming back over the pipe (~80 MB at
-        100k examples, twice while unpickled) raised the job's peak by ~100 MB for ~1 s saved at 9,960."""
+        """(the fitted LinearSVC, the out-of-fold (scores, labels) or None). With more than one worker
+        (``cpus.workers``) the calibration folds run in a forked child while the main fit runs here (the same
+        numbers with any count: every fit is seeded). The child forks before the main fit, so it shares a
+        process without liblinear's copy of the matrix or the fitted model (the job's peak at 100k examples),
+        and the main fit's coefficients never cross a pipe (~80 MB at 100k examples, twice while unpickled)."""
         plan = self._calibration_folds(x, y)
-        oof = None
-        if plan is not None:   # before the main fit: the forks then share a process without liblinear's
-            folds, combine = plan  # copy of the matrix or the fitted model (the job's peak at 100k examples)
-            oof = combine(child.parallel(folds, cpus.workers(), "intent calibration fold"))
-        return self._svm().fit(x, y), oof
+        if plan is None:
+            return self._svm().fit(x, y), None
+        folds, combine = plan
+        svm, parts = child.beside(lambda: self._svm().fit(x, y), folds, cpus.workers(), "intent calibration fold")
+        return svm, combine(parts)
 
     def train(self, training_data, cfg=None, **kwargs: Any) -> None:
         examples = training_data.intent_examples

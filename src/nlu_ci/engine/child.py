@@ -185,3 +185,23 @@ def parallel(fns: list[Callable[[], Any]], workers: int, what: str) -> list[Any]
     if workers <= 1 or len(fns) <= 1:
         return [fn() for fn in fns]
     return run_all(fns, workers, what)
+
+
+def beside(here: Callable[[], Any], fns: list[Callable[[], Any]], workers: int, what: str) -> tuple[Any, list[Any]]:
+    """``(here(), [fn() for fn in fns])``. With more than one worker the ``fns`` run in one forked child (itself
+    ``parallel`` over ``workers - 1``) while ``here`` runs in this process, so a big fit here needs no trip
+    over a pipe for its result; else the ``fns`` first, then ``here``, all in this process.
+
+    An error in either, or a signal while waiting, kills and reaps the child before it propagates."""
+    if workers <= 1 or not fns or not isolated():
+        theirs = [fn() for fn in fns]
+        return here(), theirs
+    pid, reader = _spawn(lambda: parallel(fns, workers - 1, what))
+    try:
+        mine = here()
+        return mine, _answer(pid, reader, what)
+    finally:
+        reader.close()
+        if not _reaped(pid):
+            _stop([pid], what)
+
