@@ -1,6 +1,7 @@
 """engine.child: fits in forked children — results, errors, order, and nothing outlives a stop."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -10,6 +11,13 @@ import pytest
 from nlu_ci import cpus
 from nlu_ci.engine import child
 from nlu_ci.errors import ConfigError, RuntimeFailure
+
+
+def _record_and_sleep(pids_file: str) -> None:
+    """A child's work that outlives any test: its pid appended to ``pids_file``, then a minute's sleep."""
+    with open(pids_file, "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    time.sleep(60)
 
 
 def test_results_come_back_in_order_from_other_processes():
@@ -37,10 +45,7 @@ def test_a_child_that_dies_is_a_runtime_failure_naming_the_signal():
 def test_a_signal_while_waiting_kills_and_reaps_every_child():
     pids_file = f"/tmp/nlu-ci-child-test-{os.getpid()}"
 
-    def slow():
-        with open(pids_file, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        time.sleep(60)
+    slow = functools.partial(_record_and_sleep, pids_file)
 
     class Stop(BaseException):
         pass
@@ -79,10 +84,7 @@ def test_beside_runs_here_in_this_process_and_the_rest_in_one_child():
 def test_beside_an_error_here_kills_and_reaps_the_child_and_one_there_propagates():
     pids_file = f"/tmp/nlu-ci-beside-test-{os.getpid()}"
 
-    def slow():
-        with open(pids_file, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        time.sleep(60)
+    slow = functools.partial(_record_and_sleep, pids_file)
 
     def fail_here():
         time.sleep(0.5)   # the child has started by now
