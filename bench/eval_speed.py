@@ -170,7 +170,7 @@ def page(result: dict) -> str:
         "predict, metrics). *old*: the stock `RegexFeaturizer.process` per message inside the batch path (before "
         "`engine/regex_batch.py`); *new*: as shipped; *per message*: one `Interpreter.parse` per utterance. Old and "
         "new predictions were checked equal before timing. *featurize one text*: the intent features one text at a "
-        "time (old: the CountVectorizers, `NgramFeatures.transform([text])`; new: `transform_one`, used by "
+        "time (old: the batch path for one text, `NgramFeatures.transform([text])`; new: `transform_one`, used by "
         "per-message parse; equal rows: tests/engine/test_eval_fast.py).",
         "",
         "| model | path | what | utt/s | median ms | (min-max ms) |",
