@@ -11,7 +11,7 @@ HWU64's test set (1,076), in this one process:
 each for the **new** path (as shipped: ``engine.regex_batch`` for the RegexFeaturizer) and the **old** one
 (the stock ``RegexFeaturizer.process`` per message, as before ``regex_batch``: ``batch.STOCK_BATCH`` empty),
 and the per-message ``Interpreter.parse`` loop for reference; and the intent features of one text at a time
-(old: ``NgramFeatures.transform([text])``, the CountVectorizers; new: ``transform_one``, the per-text featurizer
+(old: ``NgramFeatures.transform([text])``, the batch path for one text; new: ``transform_one``, the per-text featurizer
 that per-message parse uses). Medians of ``--repeats`` with min-max (old and new calls taking turns), the load
 average before and after. Old and new predictions are compared (must be equal) before anything is timed.
 
