@@ -57,14 +57,16 @@ class Columns:
         return out
 
 
-def _flat(columns: Columns, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(every text's columns one after another, where each text's end)."""
+def _occurrences(columns: Columns, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every n-gram occurrence of every text (with ``grow``, the vocabulary has grown after)."""
     flat = array.array("q")
     ends = np.empty(len(texts), dtype=np.int64)
     for i, text in enumerate(texts):
         flat.extend(columns(text))
         ends[i] = len(flat)
-    return np.frombuffer(flat, dtype=np.int64) if len(flat) else np.zeros(0, dtype=np.int64), ends
+    cols = np.frombuffer(flat, dtype=np.int64) if len(flat) else np.zeros(0, dtype=np.int64)
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(ends, prepend=0))
+    return rows, cols
 
 
 def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,9 +84,8 @@ def frequencies(columns: Columns, texts: list[str]) -> tuple[np.ndarray, np.ndar
     """(document frequency, term frequency) of each column of ``columns.vocabulary`` in ``texts`` (scikit-learn's
     ``_document_frequency`` and column sums of the count matrix); with ``grow``, the vocabulary first grows by
     the texts' new n-grams."""
-    cols, ends = _flat(columns, texts)
+    rows, cols = _occurrences(columns, texts)
     width = max(len(columns.vocabulary), 1)
-    rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(ends, prepend=0))
     present = _distinct(rows * width + cols)[0] % width
     return np.bincount(present, minlength=width)[:len(columns.vocabulary)], \
         np.bincount(cols, minlength=width)[:len(columns.vocabulary)]
@@ -92,11 +93,11 @@ def frequencies(columns: Columns, texts: list[str]) -> tuple[np.ndarray, np.ndar
 
 def counts(columns: Columns, texts: list[str], width: int) -> sp.csr_matrix:
     """(len(texts), width) float64 counts, each row's column indices sorted and distinct."""
-    cols, ends = _flat(columns, texts)
-    rows = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(ends, prepend=0))
-    keys, tally = _distinct(rows * max(width, 1) + cols)   # sorted: by row, then column
+    rows, cols = _occurrences(columns, texts)
+    stride = max(width, 1)
+    keys, tally = _distinct(rows * stride + cols)   # sorted: by row, then column
     indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(keys // max(width, 1), minlength=len(texts)), out=indptr[1:])
+    np.cumsum(np.bincount(keys // stride, minlength=len(texts)), out=indptr[1:])
     index_type = np.int32 if max(len(keys), width) < 2**31 else np.int64
-    return sp.csr_matrix((tally.astype(np.float64), (keys % max(width, 1)).astype(index_type),
+    return sp.csr_matrix((tally.astype(np.float64), (keys % stride).astype(index_type),
                           indptr.astype(index_type)), shape=(len(texts), width))
