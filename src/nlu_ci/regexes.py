@@ -58,6 +58,24 @@ def has_repetition(pattern: str) -> bool:
     return False
 
 
+def literal(pattern: str) -> str | None:
+    """The one text ``pattern`` matches when it is a plain literal (Python's ``re`` would search for exactly
+    that text: no metacharacter, class, group, anchor or case folding; parsed, so ``a\\.b`` is ``a.b``); else
+    None, and None for the empty pattern (which matches everywhere)."""
+    import re._constants as c  # noqa: PLC0415
+    import re._parser as parser  # noqa: PLC0415
+
+    try:
+        parsed = parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    if parsed.state.flags & (re.IGNORECASE | re.LOCALE) or not parsed.data:
+        return None
+    if any(op is not c.LITERAL for op, _ in parsed.data):
+        return None
+    return "".join(chr(code) for _, code in parsed.data)
+
+
 @functools.lru_cache(maxsize=1024)
 def _re2(pattern: str):
     """The RE2 program of ``pattern``; ValueError with RE2's reason when it cannot compile it."""

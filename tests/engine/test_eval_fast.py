@@ -58,8 +58,8 @@ def _messages(model, texts):
 
 
 def _state(messages):
-    return [([list(t.get("pattern").items()) for t in m.get("tokens")], m.get("text_features").tolist())
-            for m in messages]
+    return [([list(t.get("pattern").items()) for t in m.get("tokens")], m.get("text_features").tolist(),
+             m.get("text_features").dtype.str) for m in messages]
 
 
 def test_regex_batch_marks_tokens_as_the_stock_featurizer(hwu_model, texts):
@@ -111,6 +111,28 @@ def test_tokens_share_read_only_marks_and_the_stock_code_gets_its_own_copies(hwu
     assert all(type(d) is dict and set(d) == set(b) | {"n"} for d, b in zip(after, before, strict=True))
     assert [dict(d) for d in marks] == before    # the shared dicts are as they were
     assert any(d["n"] for d in after)
+
+
+def test_literal_patterns_searched_across_all_texts_mark_what_the_stock_featurizer_marks(hwu_model):
+    """Literal patterns are found by one search over all texts joined (regex_batch.literal_hits): never across
+    two texts, not fooled by texts holding the separator, in pattern order among the other patterns."""
+    from rasa_nlu.featurizers.regex_featurizer import RegexFeaturizer
+
+    patterns = ["alarm", "ala", "alarmx", "a\\.m", "(?i)WAKE", "[0-9]+", "", "\x00", "\x00al", "am am", "[w]ake",
+                "m$", "(?x) a m"]
+    featurizer = RegexFeaturizer(known_patterns=[{"name": f"p{i}", "pattern": p} for i, p in enumerate(patterns)])
+    texts = ["set alarm", "ala", "rm wake", "a.m. am am am", "x\x00alarm 7", "WAKE me", "am", "ala", "rmx",
+             "nothing here"]
+    assert regex_batch.literal_hits([(0, "ala"), (1, "rm")], texts[:3]) == [[0, 1], [0], [1]]
+    assert regex_batch.literal_hits([(2, "alarmx")], texts[7:9]) == [[], []]   # "ala", "rmx": not across two
+    for sample in (texts, texts[:1], texts[1:3], texts[::-1]):
+        stock, fast = _messages(hwu_model, sample), _messages(hwu_model, sample)
+        for message in stock:
+            regex_batch.stock_process(featurizer, message)
+        regex_batch.process_batch(featurizer, fast)
+        assert _state(fast) == _state(stock)
+    marked = {name for m in fast for t in m.get("tokens") for name, v in t.get("pattern").items() if v}
+    assert {"p0", "p1", "p3", "p4", "p5", "p8", "p9", "p10", "p12"} <= marked and "p2" not in marked
 
 
 def test_regex_process_is_the_batch_of_one_and_stock_process_is_rasa_nlus():
