@@ -205,11 +205,9 @@ class LinearIntentClassifier(Component):
         length = int(self.component_config["ranking_length"] or 0) or len(self.classes)
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :length]
         classes = self.classes
-        for message, row, ranked in zip(messages, probabilities, order, strict=True):
-            ranked = ranked.tolist()
-            confidences = row[ranked].tolist()
-            ranking = PlainRanking({"name": classes[i], "confidence": c}
-                                   for i, c in zip(ranked, confidences, strict=True))
+        confidences = np.take_along_axis(probabilities, order, axis=1).tolist()
+        for message, ranked, row in zip(messages, order.tolist(), confidences, strict=True):
+            ranking = PlainRanking([{"name": classes[i], "confidence": c} for i, c in zip(ranked, row, strict=True)])
             message.set("intent", dict(ranking[0]), add_to_output=True)
             message.set("intent_ranking", ranking, add_to_output=True)
 

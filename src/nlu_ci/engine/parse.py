@@ -3,9 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
 
 def plain(value: Any) -> Any:
     """numpy scalars and friends -> JSON-friendly Python types."""
+    if type(value) in _PLAIN:   # most values already are (a batch of 1,076 predictions: ~6,000 calls)
+        return value
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
