@@ -39,17 +39,32 @@ and returns a handle that polls their probes and stops them. What it implements,
 * Services: a TCP proxy on 127.0.0.1 per Service port forwarding to the ready pods it selects (targetPort
   by name or number), as kube-proxy does with the Service's ready endpoints.
 
-What it changes, the one thing: pods share the host's loopback, so each pod's containerPorts get free host
+* the API server, when the test gives one (``api``: tests/support/kube_fake.py): every container gets
+  ``KUBERNETES_SERVICE_HOST``/``_PORT`` (pkg/kubelet/kubelet_pods.go adds the default namespace's ``kubernetes``
+  Service to every pod), pods run by ``run_job``/``start_deployment`` are created in it first (the run reads its
+  own pod), and the service-account token is mounted as the ServiceAccount admission plugin adds it
+  (plugin/pkg/admission/serviceaccount/admission.go: unless the pod's ``automountServiceAccountToken``, else its
+  ServiceAccount's, is false): ``token``, ``ca.crt`` and ``namespace`` read-only at
+  /var/run/secrets/kubernetes.io/serviceaccount, mode 0644 (the projected volume's defaultMode 420).
+* ``terminationMessagePath`` (when a container names it): an empty host file, mode 0666, bind-mounted there
+  (pkg/kubelet/kuberuntime/kuberuntime_container.go makeMounts: created, chmod 0666); ``run_pod`` returns its first
+  4096 bytes after the container ended (the message in ``status.containerStatuses[].state.terminated``).
+
+What it changes: pods share the host's loopback, so each pod's containerPorts get free host
 ports and in each container's env (1) a value that is exactly one of that container's containerPorts becomes its
 host port (the listening-port variable, e.g. NLU_CI_PORT) and (2) in a URL or ``host:port`` whose host is a
 Service (``name``, ``name.ns``, ``name.ns.svc``, ``name.ns.svc.cluster.local``) or one of the test's ``external`` names,
-host and port become 127.0.0.1 and the proxy's port. Nothing else in the manifest is changed.
+host and port become 127.0.0.1 and the proxy's port. And a ``terminationMessagePath`` under /dev (Kubernetes'
+default, /dev/termination-log) is mounted at /run/termination-<container> instead, with an env value that is
+exactly that path changed alike: buildah's chroot isolation binds the host's /dev read-only and drops mounts
+beneath it. Nothing else in the manifest is changed.
 
 Not implemented (raise NotImplementedError when a manifest uses them): exec probes, hostPath/projected/
 downwardAPI volumes, init and sidecar containers, resourceFieldRef. Not enforced: resources (limits,
 requests), capabilities, seccomp, allowPrivilegeEscalation, NetworkPolicies, supplementalGroups (buildah run
-sets the uid and gid only), the service-account token (no API server: not mounted, no KUBERNETES_SERVICE_*),
-the Job's backoffLimit/podFailurePolicy (run_job runs one pod). Deployments' pods restart (restartPolicy Always)
+sets the uid and gid only), the service-account token without ``api`` (not mounted, no KUBERNETES_SERVICE_*),
+the Job's backoffLimit/podFailurePolicy (run_job runs one pod; an Indexed Job's pods are the API server's
+controller's, each run by ``run_pod``). Deployments' pods restart (restartPolicy Always)
 when their container exits or fails its liveness probe, after the CrashLoopBackOff delay (10 s, doubled)."""
 from __future__ import annotations
 
@@ -73,6 +88,7 @@ import requests
 from .kubelet_net import ServiceProxy, free_port, rewrite_service_urls
 
 NOT_STARTED = {"CreateContainerConfigError", "CreateContainerError"}
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 class ContainerConfigError(RuntimeError):
@@ -132,7 +148,8 @@ class Pod:
 
 class Kubelet:
     def __init__(self, docs, *, buildah: str, image: str, workdir: Path, secrets=(), external=None,
-                 node_name: str = "node-1"):
+                 node_name: str = "node-1", api=None):
+        self.api = api  # a FakeApiServer (TLS): in-cluster access for the pods, as described above
         self.docs = [d for d in docs if d] + [s for s in secrets]
         self.buildah, self.image, self.node_name = buildah, image, node_name
         self.workdir = Path(workdir)
@@ -199,6 +216,7 @@ class Kubelet:
                   "batch.kubernetes.io/job-name": job_name, "job-name": job_name,
                   "batch.kubernetes.io/controller-uid": job_uid, "controller-uid": job_uid}
         pod = self._new_pod(f"{job_name}-{uuid.uuid4().hex[:5]}", cron, tmpl["spec"]["template"], labels)
+        self._register(pod)
         deadline = timeout or tmpl["spec"].get("activeDeadlineSeconds") or 3600
         try:
             proc = self._start(pod)[0]
@@ -225,12 +243,38 @@ class Kubelet:
         for _ in range(count):
             labels = {**(tmpl.get("metadata", {}).get("labels") or {}), "pod-template-hash": "h4rn3ss"}
             pod = self._new_pod(f"{name}-h4rn3ss-{uuid.uuid4().hex[:5]}", dep, tmpl, labels)
+            self._register(pod)
             try:
                 self._start(pod, stdout=subprocess.DEVNULL)
             except ContainerConfigError as exc:
                 errors.append(str(exc))
             pods.append(pod)
         return Deployment(self, name, pods, errors)
+
+    def run_pod(self, manifest: dict, timeout: float = 900) -> tuple[int, bytes]:
+        """A pod an API server's controller made (e.g. an Indexed Job's, tests/support/kube_jobs.py), run to its end:
+        (the first container's exit code, its termination message: at most 4096 bytes of the file at its
+        ``terminationMessagePath``). A container config error or the timeout raise."""
+        meta = manifest["metadata"]
+        root = Path(tempfile.mkdtemp(prefix=f"pod-{meta['name']}-", dir=self.workdir))
+        root.chmod(0o755)
+        pod = Pod(meta["name"], meta.get("namespace", "default"), meta.get("uid") or str(uuid.uuid4()),
+                  dict(meta.get("labels") or {}), dict(meta.get("annotations") or {}), manifest["spec"], root)
+        for c in pod.spec["containers"]:
+            for p in c.get("ports") or []:
+                pod.ports[p["containerPort"]] = free_port()
+        self.pods.append(pod)
+        try:
+            proc = self._start(pod)[0]
+            try:
+                proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._terminate(pod)
+                raise
+            message = pod.root / f"termination-{pod.spec['containers'][0]['name']}"
+            return proc.returncode, message.read_bytes()[:4096] if message.exists() else b""
+        finally:
+            self._cleanup_containers(pod)
 
     def close(self) -> None:
         for pod in list(self.pods):
@@ -253,6 +297,44 @@ class Kubelet:
                 pod.ports[p["containerPort"]] = free_port()
         self.pods.append(pod)
         return pod
+
+    def _register(self, pod: Pod) -> None:
+        """The pod in the API server, as a controller would have created it there before the kubelet runs it."""
+        if self.api is not None:
+            self.api.put("pods", {"apiVersion": "v1", "kind": "Pod", "spec": copy.deepcopy(pod.spec),
+                                  "metadata": {"name": pod.name, "namespace": pod.namespace, "uid": pod.uid,
+                                               "labels": dict(pod.labels), "annotations": dict(pod.annotations)},
+                                  "status": {"phase": "Running"}})
+
+    def _automount(self, pod: Pod) -> bool:
+        if self.api is None:
+            return False
+        own = pod.spec.get("automountServiceAccountToken")
+        if own is not None:
+            return bool(own)
+        account = self.find("ServiceAccount", pod.spec.get("serviceAccountName") or "default")
+        return (account[0].get("automountServiceAccountToken") if account else None) is not False
+
+    def _service_account(self, pod: Pod, fs_group) -> Path:
+        folder = pod.root / "serviceaccount"
+        if not folder.exists():
+            folder.mkdir()
+            for name, content in (("token", self.api.token.encode()), ("ca.crt", Path(self.api.ca_file).read_bytes()),
+                                  ("namespace", pod.namespace.encode())):
+                (folder / name).write_bytes(content)
+                (folder / name).chmod(0o644)
+            folder.chmod(0o755)
+            if fs_group is not None:
+                for p in [folder, *folder.iterdir()]:
+                    os.chown(p, -1, fs_group)
+        return folder
+
+    @staticmethod
+    def _termination_target(c: dict) -> str | None:
+        path = c.get("terminationMessagePath")
+        if not path:
+            return None
+        return f"/run/termination-{c['name']}" if path == "/dev" or path.startswith("/dev/") else path
 
     def _start(self, pod: Pod, stdout=subprocess.PIPE) -> list[subprocess.Popen]:
         """Create every container's config first (a config error starts nothing), then start them."""
@@ -290,13 +372,22 @@ class Kubelet:
         env = self._env(pod, c)
         argv = self._argv(c, env)
         volumes = mounts_for(self, pod, c, psc.get("fsGroup"))
+        if self._automount(pod):
+            volumes.append((self._service_account(pod, psc.get("fsGroup")), SERVICE_ACCOUNT_DIR, True))
+        target = self._termination_target(c)
+        if target is not None:
+            message = pod.root / f"termination-{c['name']}"
+            message.touch()
+            message.chmod(0o666)
+            volumes.append((message, target, False))
+            env = {k: target if v == c["terminationMessagePath"] else v for k, v in env.items()}
         ctr = subprocess.run([self.buildah, "from", "--quiet", self.image], capture_output=True, text=True,
                              timeout=300, check=True).stdout.strip()
         binds: list[Path] = []
         self.containers.append((ctr, binds))
         pod.annotations.setdefault("harness/containers", []).append(ctr)
         if csc.get("readOnlyRootFilesystem"):
-            binds += _read_only_root(self.buildah, ctr, [target for _, target, _ in volumes])
+            binds += _read_only_root(self.buildah, ctr, [(target, host.is_file()) for host, target, _ in volumes])
         cmd = [self.buildah, "run", "--isolation", "chroot", "--network", "host", "--user", f"{uid}:{gid}",
                "--hostname", pod.name]
         if c.get("workingDir"):
@@ -326,6 +417,8 @@ class Kubelet:
     def _env(self, pod: Pod, c: dict) -> dict[str, str]:
         image_env = dict(e.split("=", 1) for e in self.image_config().get("Env") or [])
         env: dict[str, str] = {}
+        if self.api is not None:
+            env.update(KUBERNETES_SERVICE_HOST="127.0.0.1", KUBERNETES_SERVICE_PORT=str(self.api.port))
         if pod.spec.get("enableServiceLinks", True):
             for (name, _port), proxy in self.services.items():
                 if proxy.namespace == pod.namespace:
@@ -429,18 +522,22 @@ def resolve_in_root(root: Path, target: str) -> str:
     return "/" + "/".join(done)
 
 
-def _read_only_root(buildah: str, ctr: str, targets: list[str]) -> list[Path]:
+def _read_only_root(buildah: str, ctr: str, targets: list[tuple[str, bool]]) -> list[Path]:
     """readOnlyRootFilesystem: a first run creates buildah's mount points (/etc/hosts, ...), the volumes' mount
-    targets the image lacks are created (0755, root) as runc creates them before it makes the root read-only
+    targets (path, is a file) the image lacks are created (0755 folders or empty files, root) as runc creates them
+    before it makes the root read-only
     (libcontainer/rootfs_linux.go: mounts first, then the read-only remount), then every top-level folder but
     /run, /proc, /sys, /dev is bind-mounted read-only onto itself in the container's root."""
     subprocess.run([buildah, "run", "--isolation", "chroot", "--user", "0:0", ctr, "--", "true"],
                    capture_output=True, timeout=300, check=True)
     root = Path(subprocess.run([buildah, "mount", ctr], capture_output=True, text=True, timeout=60,
                                check=True).stdout.strip())
-    for target in targets:
+    for target, is_file in targets:
         path = root / resolve_in_root(root, target).lstrip("/")
-        if not path.exists():
+        if is_file and not path.exists():
+            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            path.touch(mode=0o644)
+        elif not path.exists():
             path.mkdir(mode=0o755, parents=True)
     binds = []
     for entry in sorted(root.iterdir()):
