@@ -48,6 +48,30 @@ def test_batched_predictions_equal_per_message_parse(hwu_model, texts):
     assert sum(bool(p["entities"]) for p in batched) > 100
 
 
+def test_a_big_batch_is_predicted_in_two_processes_with_the_same_results(hwu_model, texts, tmp_path, monkeypatch):
+    import os
+
+    from nlu_ci.engine import predict as predict_mod
+
+    assert len(texts) >= predict_mod.SPLIT_AT
+    one = predict_mod.predict(hwu_model, texts, workers=1)
+    record, real = tmp_path / "pids", predict_mod.predict_batch
+
+    def spy(interpreter, part):
+        with open(record, "a") as fh:
+            fh.write(f"{os.getpid()} {len(part)}\n")
+        return real(interpreter, part)
+
+    monkeypatch.setattr(predict_mod, "predict_batch", spy)
+    two = predict_mod.predict(hwu_model, texts, workers=2)
+    assert two == one    # same predictions, same order
+    calls = [line.split() for line in record.read_text().splitlines()]
+    assert len({pid for pid, _ in calls}) == 2 and sum(int(n) for _, n in calls) == len(texts)
+    record.unlink()
+    assert predict_mod.predict(hwu_model, texts[: predict_mod.SPLIT_AT - 1], workers=2) == one[: predict_mod.SPLIT_AT - 1]
+    assert {pid for pid, _ in (line.split() for line in record.read_text().splitlines())} == {str(os.getpid())}
+
+
 def _messages(model, texts):
     from rasa_nlu.training_data import Message
 
@@ -113,7 +137,9 @@ def test_tokens_share_read_only_marks_and_the_stock_code_gets_its_own_copies(hwu
     assert any(d["n"] for d in after)
 
 
-def test_literal_patterns_searched_across_all_texts_mark_what_the_stock_featurizer_marks(hwu_model):
+@pytest.mark.parametrize("chunk", [2048, 3])
+def test_literal_patterns_searched_across_all_texts_mark_what_the_stock_featurizer_marks(hwu_model, chunk,
+                                                                                          monkeypatch):
     """Literal patterns are found by one search over all texts joined (regex_batch.literal_hits): never across
     two texts, not fooled by texts holding the separator, in pattern order among the other patterns."""
     from rasa_nlu.featurizers.regex_featurizer import RegexFeaturizer
@@ -123,6 +149,7 @@ def test_literal_patterns_searched_across_all_texts_mark_what_the_stock_featuriz
     featurizer = RegexFeaturizer(known_patterns=[{"name": f"p{i}", "pattern": p} for i, p in enumerate(patterns)])
     texts = ["set alarm", "ala", "rm wake", "a.m. am am am", "x\x00alarm 7", "WAKE me", "am", "ala", "rmx",
              "nothing here"]
+    monkeypatch.setattr(regex_batch, "CHUNK", chunk)   # 3: the batch searched in several chunks
     assert regex_batch.literal_hits([(0, "ala"), (1, "rm")], texts[:3]) == [[0, 1], [0], [1]]
     assert regex_batch.literal_hits([(2, "alarmx")], texts[7:9]) == [[], []]   # "ala", "rmx": not across two
     for sample in (texts, texts[:1], texts[1:3], texts[::-1]):
