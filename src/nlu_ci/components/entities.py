@@ -86,19 +86,22 @@ def token_features(tokens: list, window: int = 2, cache: dict | None = None,
         columns.append([f"-{d}=<s>"] * edge + [e[1][2 * d - 2] for e in entries[: max(n - d, 0)]])
         columns.append([e[1][2 * d - 1] for e in entries[d:]] + [f"+{d}=</s>"] * edge)
     out = []
-    matched_names: dict[int, tuple] = {}   # id(marks) -> (marks, its "re=" strings): tokens share marks dicts
-    if shared is None:                     # (engine.regex_batch.SharedMarks); each is held, so ids stay unique
-        shared = {}
+    matched_names: dict[int, list[str]] = {}   # id(marks) -> its "re=" strings (tokens share marks dicts:
     for token, (own, _), around in zip(tokens, entries, zip(*columns, strict=True) if columns else [()] * n, strict=True):
-        marks = token.get("pattern")
+        marks = token.get("pattern")           # engine.regex_batch.SharedMarks; alive all through this call)
         if not marks:
             out.append([*own, *around])
             continue
-        known = shared if type(marks) is SharedMarks else matched_names   # a plain dict may change between calls
-        hit = known.get(id(marks))
-        if hit is None:
-            hit = known[id(marks)] = (marks, ["re=" + name for name, matched in marks.items() if matched])
-        out.append([*own, *around, *hit[1]])
+        if shared is not None and type(marks) is SharedMarks:   # read-only: the same strings all through a batch
+            hit = shared.get(id(marks))         # (the marks are held with them, so their id stays theirs)
+            if hit is None:
+                hit = shared[id(marks)] = (marks, ["re=" + name for name, matched in marks.items() if matched])
+            names = hit[1]
+        else:   # training, or a plain dict (which may change between calls): as before, per call
+            names = matched_names.get(id(marks))
+            if names is None:
+                names = matched_names[id(marks)] = ["re=" + name for name, matched in marks.items() if matched]
+        out.append([*own, *around, *names])
     return out
 
 

@@ -147,8 +147,20 @@ def process_batch(component, messages: list, **_context) -> None:
         return
     matchers, template, literals, others = prepared
     shared: dict[tuple, SharedMarks] = {(): SharedMarks(template)}   # matched names -> their marks
-    texts = [message.text for message in messages]
-    for message, text, occurring in zip(messages, texts, literal_hits(literals, texts), strict=True):
+    for start in range(0, len(messages), CHUNK):
+        chunk = messages[start:start + CHUNK]
+        _mark(chunk, literal_hits(literals, [message.text for message in chunk]), matchers, template, others,
+              shared, component)
+
+
+CHUNK = 2048   # messages whose texts literal_hits searches at once (its joined text and lists are per chunk,
+               # not one per example of a 100k training set)
+
+
+def _mark(messages: list, literal: list[list[int]], matchers: list, template: dict, others: list[int],
+          shared: dict, component) -> None:
+    for message, occurring in zip(messages, literal, strict=True):
+        text = message.text
         tokens = message.get("tokens", [])
         found = [False] * len(matchers)
         hits = []   # (name, [hit per token]) of the patterns that matched somewhere in the text
