@@ -479,7 +479,8 @@ def test_memory_request_covers_the_benchmarked_peak():
     """The request is `make bench-memory`'s peak at 100k (docs/bench/memory.json, the latest measured code:
     the whole process tree's PSS, the job and its training children) plus 20%."""
     after = json.loads((ROOT / "docs" / "bench" / "memory.json").read_text())["after"]
-    peaks = [float(r["peak_pss_mb"]) for r in after["runs"] if r.get("peak_pss_mb") and r["train_examples"] == 100_000]
+    peaks = [float(r.get("peak_pss_max_mb") or r["peak_pss_mb"]) for r in after["runs"]
+             if r.get("peak_pss_mb") and r["train_examples"] == 100_000]   # the largest of the bench's runs
     assert peaks, "docs/bench/memory.json has no peak memory at 100,000 examples"
     peak_mib = max(peaks)
     res = pod_spec(cronjob())["containers"][0]["resources"]
