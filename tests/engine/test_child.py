@@ -103,6 +103,61 @@ def test_beside_an_error_here_kills_and_reaps_the_child_and_one_there_propagates
         child.beside(lambda: 1, [lambda: 1 / 0], 2, "test")
 
 
+def _state(pid: int) -> str:
+    """The process's state letter in /proc (S sleeping, Z exited and not yet reaped), "" when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def _wait_for(flag: str, within: float = 5.0) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if os.path.exists(flag):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_start_goes_on_in_another_process_while_the_caller_works(tmp_path):
+    flag = str(tmp_path / "caller-went-on")
+    started = child.start(lambda: (os.getpid(), _wait_for(flag)), "test")
+    open(flag, "w").close()          # made only after start returned: a child run at once would not see it
+    pid, saw_flag = started.result()
+    assert pid != os.getpid() and saw_flag
+    with pytest.raises(RuntimeFailure, match="ZeroDivisionError"):
+        child.start(lambda: 1 / 0, "test").result()
+
+
+def test_a_started_childs_answer_is_taken_at_once_so_it_ends_before_it_is_asked_for():
+    """An answer far bigger than a pipe's buffer (a CRF model file): the child must not stay blocked, and
+    alive with all its pages, until the caller gets to ``result()`` (the intent fit's 20 s at 100k)."""
+    answer = b"x" * 5_000_000
+    started = child.start(lambda: answer, "test")
+    pid, end = started._pid, time.monotonic() + 5
+    while _state(pid) != "Z" and time.monotonic() < end:
+        time.sleep(0.02)
+    assert _state(pid) == "Z"        # exited, waiting only to be reaped
+    assert started.result() == answer
+    assert _state(pid) == ""         # reaped by result()
+
+
+def test_stop_kills_and_reaps_a_started_child(tmp_path):
+    pids_file = str(tmp_path / "pids")
+    started = child.start(functools.partial(_record_and_sleep, pids_file), "test")
+    assert _wait_for(pids_file)
+    while not open(pids_file).read().endswith("\n"):
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    started.stop()
+    assert time.monotonic() - t0 < 5
+    (pid,) = [int(p) for p in open(pids_file).read().split()]
+    assert _state(pid) == ""
+    started.stop()                   # twice is harmless
+
+
 def test_workers_follow_the_cgroup_quota(tmp_path):
     (tmp_path / "cpu.max").write_text("150000 100000\n")
     assert cpus.quota(tmp_path) == 1.5

@@ -130,3 +130,78 @@ def test_what_no_later_component_reads_is_dropped_from_the_working_copy_only():
     assert keys() == {"intent", "entities"} and {"intent", "entities"} <= set().union(*(m.data for m in working.training_examples))
     assert all("tokens" not in m.data for m in data.training_examples)  # the caller's data was never touched
     assert any(m.get("entities") for m in working.training_examples)
+
+
+def _trainer_with(overlap: int):
+    from rasa_nlu.model import Trainer
+
+    cfg, _ = read_config(ROOT / "nlu_config.yml")
+    trainer = Trainer(cfg)
+    (crf,) = [c for c in trainer.pipeline if type(c).__name__ == "LeanCRFEntityExtractor"]
+    crf.component_config["overlap_max_examples"] = overlap
+    return trainer, crf
+
+
+def test_the_crf_fits_beside_the_intent_fit_and_give_the_model_of_one_after_the_other(monkeypatch):
+    """``overlap_max_examples``: up to that many examples the CRF's ``train`` leaves its fits running
+    (``child.start``) while the intent classifier trains; ``train_pipeline`` finishes them. The same model
+    files either way (every fit is seeded)."""
+    from rasa_nlu.training_data import load_data
+
+    from nlu_ci.engine import training
+    from nlu_ci.engine.training import train_pipeline
+
+    seen = []
+    real_train = training._train_step
+
+    def watching(component):
+        step = real_train(component)
+        def run(*args, **kwargs):   # what the CRF left running when the next component starts
+            seen.append((type(component).__name__, [c._training is not None for c in trainer.pipeline
+                                                    if hasattr(c, "_training")]))
+            return step(*args, **kwargs)
+        return run
+
+    cpus.set_workers(2)
+    try:
+        models = {}
+        for overlap in (0, 100_000):
+            trainer, crf = _trainer_with(overlap)
+            seen.clear()
+            monkeypatch.setattr(training, "_train_step", watching)
+            train_pipeline(trainer, load_data(str(SAMPLE)))
+            monkeypatch.undo()
+            assert crf._training is None and crf.model
+            models[overlap] = (crf.model, crf.calibrator.__dict__, dict(seen))
+    finally:
+        cpus.set_workers(0)
+    assert models[0][2]["LinearIntentClassifier"] == [False]
+    assert models[100_000][2]["LinearIntentClassifier"] == [True]      # the CRF's fits were still running
+    assert models[0][:2] == models[100_000][:2]
+
+
+def test_a_failure_after_the_crf_kills_the_fits_it_left_running(monkeypatch):
+    from rasa_nlu.training_data import load_data
+
+    from nlu_ci.components.intent import LinearIntentClassifier
+    from nlu_ci.engine import child
+    from nlu_ci.engine.training import train_pipeline
+
+    started = []
+    real_start = child.start
+    monkeypatch.setattr(child, "start", lambda fn, what: started.append(real_start(fn, what)) or started[-1])
+
+    def fails(self, *args, **kwargs):
+        raise ValueError("intent fit failed")
+
+    monkeypatch.setattr(LinearIntentClassifier, "train", fails)
+    cpus.set_workers(2)
+    try:
+        trainer, crf = _trainer_with(100_000)
+        with pytest.raises(ValueError, match="intent fit failed"):
+            train_pipeline(trainer, load_data(str(SAMPLE)))
+    finally:
+        cpus.set_workers(0)
+    (entity_fits,) = started
+    assert entity_fits.what == "entity training" and entity_fits._pid == 0   # stopped: killed and reaped
+    assert crf._training is None

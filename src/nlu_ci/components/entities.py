@@ -38,6 +38,7 @@ from nlu_ci.components.entity_folds import fold_pick, fold_scores, fold_tasks, s
 from nlu_ci.components.tagging import SCHEMES, seed_crfsuite, tags_from_entities
 from nlu_ci.engine import child, memory
 from nlu_ci.engine.regex_batch import SharedMarks
+from nlu_ci.engine.training import FINISHES_LATER
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,9 @@ class LeanCRFEntityExtractor(EntityExtractor):
         "calibration_folds": 3,       # k-fold out-of-fold entities the calibration is fitted on
         "calibration_sample": 4000,   # training examples used for those folds (0: all)
         "random_state": 0,
+        "overlap_max_examples": 25000,  # up to this many training examples (0: never) the CRF fits run beside
+                                      # the intent fit: 2 CPUs busy, but both fits' memory at once (+350 MB
+                                      # at 100k, where it saves ~15 s of ~60; docs/bench/memory.md)
     }
 
     def __init__(self, component_config: dict[str, Any] | None = None, model: bytes | None = None,
@@ -145,9 +149,11 @@ class LeanCRFEntityExtractor(EntityExtractor):
         options.whole(c, name, "max_iterations", low=1)
         options.whole(c, name, "window", low=0, high=10)
         options.number(c, name, "c", optional=True, strict=False)
+        options.whole(c, name, "overlap_max_examples", low=0)
         self.model = model
         self.calibrator = calibrator or ScoreCalibrator("none")
         self._local = threading.local()     # a crfsuite Tagger is not thread-safe: one per thread
+        self._training: child.Started | None = None   # fits still running after train (finish_training)
 
     @classmethod
     def required_packages(cls) -> list[str]:
@@ -167,6 +173,7 @@ class LeanCRFEntityExtractor(EntityExtractor):
         c = self.component_config
         window, scheme = int(c["window"]), c["tagging"]
         examples = [m for m in training_data.training_examples if m.get("tokens")]
+        n_examples = len(examples)
         calibrating = c["calibration"] != "none"
         seed = int(c["random_state"] or 0)
         pick = fold_pick(len(examples), int(c["calibration_sample"] or 0), seed)
@@ -192,15 +199,37 @@ class LeanCRFEntityExtractor(EntityExtractor):
         folds = fold_tasks(picked, self._trainer, int(c["calibration_folds"] or 0), seed) if calibrating else []
         workers = cpus.workers()
         if folds and workers > 1:
-            results = child.parallel([functools.partial(_fit, trainer, seed), *folds], workers, "entity training")
-            del trainer, picked, folds  # crfsuite's copy of the data, freed and trimmed: its heap would
-            memory.trim()               # otherwise stay under the intent fit
-            self._trained(results)
+            fits = functools.partial(child.parallel, [functools.partial(_fit, trainer, seed), *folds], workers,
+                                     "entity training")
+            del trainer, picked, folds
+            if kwargs.get(FINISHES_LATER) and n_examples <= int(c["overlap_max_examples"] or 0):
+                # the fits go on in a forked child while the components after this one train (the pipeline
+                # calls finish_training when they are done): on 2 CPUs the intent fit runs beside the CRF's
+                self._training = child.start(fits, "entity training")
+                results = None
+            else:
+                results = fits()
+            del fits       # crfsuite's copy of the data, freed and trimmed: its heap would otherwise stay
+            memory.trim()  # under the intent fit
+            if results is not None:
+                self._trained(results)
             return
         model = _fit(trainer, seed)
         del trainer  # crfsuite's copy of the data, before the calibration folds fork
         memory.trim()
         self._trained([model, *child.parallel(folds, workers, "entity calibration fold")])
+
+    def finish_training(self) -> None:
+        """Wait for the fits ``train`` left running (``engine.training.train_pipeline`` calls this)."""
+        started, self._training = self._training, None
+        if started is not None:
+            self._trained(started.result())
+
+    def stop_training(self) -> None:
+        """Kill the fits ``train`` left running (training failed or was stopped)."""
+        started, self._training = self._training, None
+        if started is not None:
+            started.stop()
 
     def _sequence(self, example, window: int, scheme: str,
                   cache: dict | None = None) -> tuple[list[list[str]], list[str], int]:
@@ -312,8 +341,10 @@ class LeanCRFEntityExtractor(EntityExtractor):
     def __getstate__(self) -> Any:
         state = super().__getstate__()
         state.pop("_local", None)
+        state.pop("_training", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._local = threading.local()
+        self._training = None

@@ -98,15 +98,23 @@ def _spawn(fn: Callable[[], Any]) -> tuple[int, Any]:
     return pid, reader
 
 
-def _answer(pid: int, reader, what: str) -> Any:
-    """The child's result (or its error raised here) once it has answered or died; reaps it."""
-    payload = None
+def _receive(reader) -> bytes | None:
+    """The child's answer, or None when it died without one; closes ``reader``."""
     try:
-        payload = reader.recv_bytes()
+        return reader.recv_bytes()
     except EOFError:
-        pass  # the child died without an answer: its exit status says how
+        return None  # the child died without an answer: its exit status says how
     finally:
         reader.close()
+
+
+def _answer(pid: int, reader, what: str) -> Any:
+    """The child's result (or its error raised here) once it has answered or died; reaps it."""
+    return _decode(pid, _receive(reader), what)
+
+
+def _decode(pid: int, payload: bytes | None, what: str) -> Any:
+    """Reaps the child and returns its result (or raises its error) from its answer ``payload``."""
     _, status = os.waitpid(pid, 0)
     if payload is None:
         if os.WIFSIGNALED(status):
@@ -187,6 +195,52 @@ def parallel(fns: list[Callable[[], Any]], workers: int, what: str) -> list[Any]
     return run_all(fns, workers, what)
 
 
+class Started:
+    """Work that ``start`` began in a forked child: ``result()`` waits for its answer (its error raised here),
+    ``stop()`` kills and reaps it if it still runs. Where forking is not possible it ran at once, here.
+
+    A thread of this process receives the answer as soon as the child sends it: an answer bigger than the
+    pipe's buffer (a model file, a fold's scores) would otherwise keep the child blocked, and alive with
+    every page it holds (~160-400 MB at 100k examples), until the caller asks for it."""
+
+    def __init__(self, what: str, pid: int = 0, reader=None, value: Any = None) -> None:
+        self.what, self._pid, self._value = what, pid, value
+        self._payload: list[bytes | None] = []
+        self._thread: threading.Thread | None = None
+        if pid:
+            self._thread = threading.Thread(target=lambda: self._payload.append(_receive(reader)),
+                                            name=f"nlu-ci {what}", daemon=True)
+            self._thread.start()
+
+    def result(self) -> Any:
+        if not self._pid:
+            return self._value
+        try:
+            self._thread.join()  # a signal's handler may raise here (POSIX lock waits are interruptible)
+            value = _decode(self._pid, self._payload[0], self.what)
+        except BaseException:  # its error (it is reaped), or a signal while waiting: killed and reaped here
+            self.stop()
+            raise
+        self._pid = 0
+        return value
+
+    def stop(self) -> None:
+        pid, self._pid = self._pid, 0
+        if pid:
+            if not _reaped(pid):
+                _stop([pid], self.what)
+            self._thread.join(timeout=5)  # its pipe ends with the child (and the children it forked)
+
+
+def start(fn: Callable[[], Any], what: str) -> Started:
+    """``fn()`` begun in a forked child while the caller goes on; ``Started.result()`` is its answer. Outside
+    the main thread, or without ``fork``, ``fn`` runs here before ``start`` returns."""
+    if not isolated():
+        return Started(what, value=fn())
+    pid, reader = _spawn(fn)
+    return Started(what, pid, reader)
+
+
 def beside(here: Callable[[], Any], fns: list[Callable[[], Any]], workers: int, what: str) -> tuple[Any, list[Any]]:
     """``(here(), [fn() for fn in fns])``. With more than one worker the ``fns`` run in one forked child (itself
     ``parallel`` over ``workers - 1``) while ``here`` runs in this process, so a big fit here needs no trip
@@ -196,12 +250,9 @@ def beside(here: Callable[[], Any], fns: list[Callable[[], Any]], workers: int, 
     if workers <= 1 or not fns or not isolated():
         theirs = [fn() for fn in fns]
         return here(), theirs
-    pid, reader = _spawn(lambda: parallel(fns, workers - 1, what))
+    started = start(lambda: parallel(fns, workers - 1, what), what)
     try:
         mine = here()
-        return mine, _answer(pid, reader, what)
+        return mine, started.result()
     finally:
-        reader.close()
-        if not _reaped(pid):
-            _stop([pid], what)
-
+        started.stop()

@@ -114,6 +114,9 @@ def working_copy(training_data):
                         lookup_tables=copy.deepcopy(training_data.lookup_tables))
 
 
+# in the context every component's ``train`` gets from ``train_pipeline``: it calls ``finish_training``
+FINISHES_LATER = "nlu_ci_finishes_training_later"
+
 # stock rasa_nlu components with a faster or leaner train here (the same state and the same messages afterwards)
 STOCK_TRAIN = {"RegexFeaturizer": regex_batch.train, "WhitespaceTokenizer": slim_tokens.train}
 
@@ -128,22 +131,40 @@ def _train_step(component):
 
 def train_pipeline(trainer, data) -> None:
     """rasa_nlu 0.15's ``Trainer.train`` (model.py), training on ``working_copy(data)``; stock components in
-    ``STOCK_TRAIN`` by their faster version; each component with the global generators ``seeded``."""
+    ``STOCK_TRAIN`` by their faster version; each component with the global generators ``seeded``.
+
+    A component's ``train`` may leave its fits running in forked children (``child.start``) while the
+    components after it train (on 2 CPUs the CRF's fit beside the intent fit), when the context says
+    ``FINISHES_LATER`` (rasa_nlu's own ``Trainer.train`` does not: there each component has trained when its
+    ``train`` returns). It then has ``finish_training()``, called for each such component in pipeline order
+    once all have trained, which waits for them, and ``stop_training()``, called instead when training fails
+    or is stopped, which kills them."""
     from rasa_nlu import components
 
     trainer.training_data = data
     data.validate()
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = {FINISHES_LATER: True}
     for component in trainer.pipeline:
         context.update(component.provide_context() or {})
     if not trainer.skip_validation:
         components.validate_arguments(trainer.pipeline, context)
     working = working_copy(data)
-    for i, component in enumerate(trainer.pipeline):
-        drop_unread(working, trainer.pipeline[i:])
-        component.prepare_partial_processing(trainer.pipeline[:i], context)
-        with seeded(TRAINING_SEED):
-            context.update(_train_step(component)(working, trainer.config, **context) or {})
+    finished = False
+    try:
+        for i, component in enumerate(trainer.pipeline):
+            drop_unread(working, trainer.pipeline[i:])
+            component.prepare_partial_processing(trainer.pipeline[:i], context)
+            with seeded(TRAINING_SEED):
+                context.update(_train_step(component)(working, trainer.config, **context) or {})
+        for component in trainer.pipeline:
+            if hasattr(component, "finish_training"):
+                component.finish_training()
+        finished = True
+    finally:
+        if not finished:
+            for component in trainer.pipeline:
+                if hasattr(component, "stop_training"):
+                    component.stop_training()
 
 
 # what a stock component's train reads of each example beyond its text and annotations (rasa_nlu 0.15
