@@ -64,8 +64,9 @@ bench-cv: install  ## cv config search on HWU64, K=5 x 3 configs, serial vs para
 	mkdir -p var/bench; $(PY) bench/cv_speed.py --md docs/bench/cv.md --rows var/bench/cv_rows.jsonl.tmp > docs/bench/cv.json.tmp
 	mv docs/bench/cv.json.tmp docs/bench/cv.json; rm -f var/bench/cv_rows.jsonl.tmp
 
-bench-memory: install  ## peak memory of the whole `nlu-ci run` tree at 9,960 and 100k (3 runs each), SIGTERM-to-exit at 100k with a Pushgateway (~6 min); docs/bench/memory.md
+bench-memory: install  ## peak memory of the whole `nlu-ci run` tree at 9,960 and 100k (3 runs each), SIGTERM-to-exit at 100k with a Pushgateway, 100k with the CRF beside the intent fit (~7 min); docs/bench/memory.md
 	$(PY) bench/memory.py $(BENCH_MEMORY_ARGS)
+	$(PY) bench/memory.py --overlap --sizes 100000 --repeats 1 --sigterm-after 0
 
 bench-serve: install  ## nlu-ci serve /parse req/s and p50/p99 on HWU64's model, lean vs rasa_nlu's server, wrk -c4 (~5 min); docs/bench/serving.md
 	$(PY) bench/serve_speed.py --md docs/bench/serving.md $(BENCH_SERVE_ARGS)

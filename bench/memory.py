@@ -9,6 +9,7 @@ copy-on-write pages counted once; the RSS sum beside it). The same data files as
 
     .venv/bin/python bench/memory.py                       # this tree: "after"; docs/bench/memory.{json,md}
     .venv/bin/python bench/memory.py --before 96c7062      # that commit (git archive): "before", once
+    .venv/bin/python bench/memory.py --overlap --sizes 100000   # the CRF's fits beside the intent fit: "overlap"
     .venv/bin/python bench/memory.py --render              # rewrite the page from memory.json only
 
 The page keeps the other label's figures from memory.json; targets: peak at 100k <= 800 MB, SIGTERM to
@@ -41,19 +42,21 @@ OUT = ROOT / "docs" / "bench"
 WORK = ROOT / "var" / "bench" / "memory"
 TARGET_MB = 800.0
 TARGET_SIGTERM_S = 5.0
+LABELS = {"before": "before", "after": "after", "overlap": "after, CRF beside intent (`--overlap`)"}
 
 
 def log(msg: str) -> None:
     print(f"[bench-memory {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def job_env(code: Path, models: Path, train: Path, test: Path, **extra: str) -> dict[str, str]:
+def job_env(code: Path, models: Path, train: Path, test: Path, config: Path | None = None,
+            **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NLU_CI_", "RASA_", "PUSHGATEWAY_", "SLACK_"))}
     if os.environ.get("NLU_CI_WORKERS"):
         env["NLU_CI_WORKERS"] = os.environ["NLU_CI_WORKERS"]
     env.update(PYTHONPATH=str(code / "src"), NLU_CI_MODELS_DIR=str(models), NLU_CI_DATA=str(train),
                NLU_CI_TEST_DATA=str(test), NLU_CI_OUTPUT="json", NLU_CI_LOG_LEVEL="INFO", NLU_CI_KUBERNETES="off",
-               NLU_CI_MAX_REPAIR_SHARE="0.2", NLU_CI_CONFIG=str(code / "nlu_config.yml"))
+               NLU_CI_MAX_REPAIR_SHARE="0.2", NLU_CI_CONFIG=str(config or code / "nlu_config.yml"))
     env.update(extra)
     return env
 
@@ -80,10 +83,25 @@ def _find(doc, key: str):
     return None
 
 
-def measure_run(code: Path, size: int, train: Path, test: Path) -> dict:
+def overlap_config(code: Path) -> Path:
+    """nlu_config.yml with the CRF's fits beside the intent fit at any size (``overlap_max_examples`` above
+    every training size): what the default's 25,000 saves in memory at 100k, and costs in time."""
+    import yaml
+
+    doc = yaml.safe_load((code / "nlu_config.yml").read_text(encoding="utf-8"))
+    for component in doc["pipeline"]:
+        if component.get("name", "").endswith("LeanCRFEntityExtractor"):
+            component["overlap_max_examples"] = 10**9
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / "nlu_config_overlap.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def measure_run(code: Path, size: int, train: Path, test: Path, config: Path | None = None) -> dict:
     """One whole `nlu-ci run` with its process tree sampled; marks at each stage's start line."""
     with tempfile.TemporaryDirectory(prefix="nlu-ci-bench-mem-") as tmp:
-        proc = start_job(code, job_env(code, Path(tmp) / "models", train, test))
+        proc = start_job(code, job_env(code, Path(tmp) / "models", train, test, config))
         sampler, t0 = Sampler(proc.pid), time.monotonic()
         err_lines = []
         for line in proc.stderr:
@@ -162,12 +180,12 @@ def render(doc: dict) -> str:
              f"training at 100k: exit within **{TARGET_SIGTERM_S:.0f} s**, outcome `failed`, metrics pushed.", ""]
     lines += ["| measured | commit | train examples | workers | peak PSS MB | peak RSS sum MB | processes | "
               "wall s | outcome | intent F1 | entity F1 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for label in ("before", "after"):
+    for label in LABELS:
         part = doc.get(label)
         if not part:
             continue
         for r in part["runs"]:
-            lines.append(f"| {label} | {part['commit']} | {r['train_examples']:,} | {part.get('workers', '–')} | "
+            lines.append(f"| {LABELS[label]} | {part['commit']} | {r['train_examples']:,} | {part.get('workers', '–')} | "
                          f"{_peak(r)} | {_mb(r.get('peak_rss_sum_mb'))} | {r.get('max_processes')} | "
                          f"{_f(r.get('wall_s'), '.0f')} | {r.get('outcome') or r.get('error', '–')} | "
                          f"{_f(r.get('intent_f1'))} | {_f(r.get('entity_f1'))} |")
@@ -183,11 +201,17 @@ def render(doc: dict) -> str:
                   f"the target)") if len(every) > 1 else ""
         lines += [f"**Peak at 100,000: {big['peak_pss_mb']:,.0f} MB{spread} — target {TARGET_MB:,.0f} MB "
                   f"{'met' if met else 'missed'}.**", ""]
+        beside = next((r for r in (doc.get("overlap") or {}).get("runs", []) if r["train_examples"] == 100_000), None)
+        if beside and beside.get("peak_pss_mb"):
+            lines += [f"With the CRF's fits beside the intent fit at 100,000 (`--overlap`: `overlap_max_examples` "
+                      f"above the size; the default, 25,000, does not at this size): peak "
+                      f"{_peak(beside)} MB and {_f(beside.get('wall_s'), '.0f')} s against {_peak(big)} MB and "
+                      f"{_f(big.get('wall_s'), '.0f')} s: both cores busy, both fits' memory at once.", ""]
     lines += ["## Where the memory goes (tree PSS when each stage of the job starts)", ""]
-    for label in ("before", "after"):
+    for label in LABELS:
         for r in (doc.get(label) or {}).get("runs", []):
             marks = ", ".join(f"{m['what']} {m['pss_mb']:,.0f} MB @{m['at_s']:.0f}s" for m in r.get("marks", []))
-            lines.append(f"- {label}, {r['train_examples']:,}: {marks}; peak {_mb(r.get('peak_pss_mb'))} MB "
+            lines.append(f"- {LABELS[label]}, {r['train_examples']:,}: {marks}; peak {_mb(r.get('peak_pss_mb'))} MB "
                          f"@{_f(r.get('peak_at_s'), '.0f')}s")
     lines += ["", "## SIGTERM during training at 100,000 examples", "",
               "`nlu-ci run` at 100k with a real Pushgateway (Debian's prometheus-pushgateway, started as "
@@ -224,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds after `stage train: started` to send SIGTERM at 100k (0: no SIGTERM run)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per size: the page shows the median peak, "
                     "min-max beside it (one run's peak varied 799-833 MB at 100k with the same code)")
+    ap.add_argument("--overlap", action="store_true", help="this tree with the CRF's fits beside the intent fit at "
+                    "every size (overlap_max_examples above it), stored as 'overlap'; no SIGTERM run")
     ap.add_argument("--out-dir", type=Path, default=OUT)
     ap.add_argument("--render", action="store_true", help="rewrite the page from memory.json, measure nothing")
     args = ap.parse_args(argv)
@@ -231,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(store.read_text()) if store.exists() else {}
     if not args.render:
         code = export_commit(args.before) if args.before else ROOT
-        label = "before" if args.before else "after"
+        label = "before" if args.before else "overlap" if args.overlap else "after"
+        config = overlap_config(code) if args.overlap else None
         full = len(read_examples(args.dataset / "train.json"))
         sizes = [full if s == "full" else int(s) for s in args.sizes.split(",")]
         files = prepare_data(args.dataset, ROOT / "var" / "bench" / "data", sorted(set(sizes + [100_000])))
@@ -241,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             tries = []
             for i in range(args.repeats):
                 log(f"{label}: nlu-ci run at {size:,} ({i + 1}/{args.repeats})")
-                tries.append(measure_run(code, size, files[size], test))
+                tries.append(measure_run(code, size, files[size], test, config))
                 log(f"  peak PSS {tries[-1].get('peak_pss_mb')} MB, RSS sum {tries[-1].get('peak_rss_sum_mb')} MB, "
                     f"{tries[-1].get('wall_s')} s, {tries[-1].get('outcome') or tries[-1].get('error')}")
             runs.append(_median_run(tries))
@@ -252,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 "regex_features": len(json.loads(files[sizes[0]].read_text(encoding="utf-8"))["rasa_nlu_data"]
                                       .get("regex_features") or []),
                 "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"}
-        if args.sigterm_after > 0:
+        if args.sigterm_after > 0 and not args.overlap:
             log(f"{label}: SIGTERM {args.sigterm_after:.0f} s into training at 100,000")
             part["sigterm"] = measure_sigterm(
                 lambda extra, models: start_job(code, job_env(code, models, files[100_000], test, **extra)),

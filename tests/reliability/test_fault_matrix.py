@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from support import procs
+
 from .helpers import (
     ROOT,
     TOKEN,
@@ -526,9 +528,8 @@ def test_sigterm_during_training(harness):
     for line in proc.stderr:
         lines.append(line)
         if "stage train: started" in line:
-            time.sleep(0.3)  # inside rasa_nlu's training
+            procs.signal_while_training(proc, signal.SIGTERM)  # inside the training child's fit
             t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
             break
     out, err = proc.communicate(timeout=60)
     stopped_in = time.monotonic() - t0

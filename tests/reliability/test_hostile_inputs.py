@@ -33,6 +33,8 @@ from urllib.parse import quote
 
 import pytest
 
+from support import procs
+
 from . import helpers
 from .helpers import RELIABILITY_CONFIG, ROOT, TOKEN, Harness, check_store_invariants, shuffled_train_labels
 from .secret_forms import encoded_forms
@@ -795,8 +797,9 @@ def test_damaged_active_with_unchanged_data_is_not_skipped(harness, how, tmp_pat
     assert r.code == 0 and r.report["outcome"] != "skipped", r.report and r.report.get("outcome")
 
 
-def _run_until(h: Harness, needle: str, sig: int, delay: float, **extra: str):
-    """Start a run, send ``sig`` ``delay`` seconds after a stderr line matching the regex ``needle``."""
+def _run_until(h: Harness, needle: str, sig: int, delay: float | None, **extra: str):
+    """Start a run, send ``sig`` ``delay`` seconds after a stderr line matching the regex ``needle`` (None: as
+    soon as the training child is seen, ``procs.signal_while_training``)."""
     import re
 
     proc = subprocess.Popen([sys.executable, "-m", "nlu_ci.cli", "run", "--json"], env=h.env(**extra), cwd=str(ROOT),
@@ -805,8 +808,11 @@ def _run_until(h: Harness, needle: str, sig: int, delay: float, **extra: str):
     for line in proc.stderr:
         lines.append(line)
         if re.search(needle, line):
-            time.sleep(delay)
-            proc.send_signal(sig)
+            if delay is None:
+                procs.signal_while_training(proc, sig)
+            else:
+                time.sleep(delay)
+                proc.send_signal(sig)
             break
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, "".join(lines) + err
@@ -815,7 +821,7 @@ def _run_until(h: Harness, needle: str, sig: int, delay: float, **extra: str):
 def test_sigint_ends_a_run_like_sigterm(harness):
     """Family 12: Ctrl-C during training: outcome failed (not null), the run recorded, exit 1."""
     h = harness()
-    code, out, err = _run_until(h, "stage train: started", signal.SIGINT, 0.3)
+    code, out, err = _run_until(h, "stage train: started", signal.SIGINT, None)
     report = json.loads(out)
     assert code == 1 and report["outcome"] == "failed" and "SIGINT" in (report["error"] or ""), err[-2000:]
     check_run_recorded(h, report)
