@@ -135,8 +135,8 @@ class LeanCRFEntityExtractor(EntityExtractor):
         "calibration_sample": 4000,   # training examples used for those folds (0: all)
         "random_state": 0,
         "overlap_max_examples": 25000,  # up to this many training examples (0: never) the CRF fits run beside
-                                      # the intent fit: 2 CPUs busy, but both fits' memory at once (+350 MB
-                                      # at 100k, where it saves ~15 s of ~60; docs/bench/memory.md)
+                                      # the intent fit: 2 CPUs busy, but both fits' memory at once (at 100k
+                                      # 1,114 MB against 792, 47-49 s against 52-59; docs/bench/memory.md)
     }
 
     def __init__(self, component_config: dict[str, Any] | None = None, model: bytes | None = None,
