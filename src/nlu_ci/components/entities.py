@@ -163,7 +163,9 @@ class LeanCRFEntityExtractor(EntityExtractor):
     def train(self, training_data, cfg=None, **kwargs: Any) -> None:
         """With more than one worker (``cpus.workers``) the main CRF and its calibration folds run side by side,
         each in a forked process (the folds are smaller: on 2 CPUs they share the second one); every fit is
-        seeded, so the model and the calibration are those of the one-by-one order.
+        seeded, so the model and the calibration are those of the one-by-one order. Under nlu-ci's training
+        (``FINISHES_LATER``) and up to ``overlap_max_examples`` examples they are left running while the
+        components after this one train; ``finish_training`` takes their results.
 
         Features are built one sequence at a time and handed to crfsuite at once (it keeps its own compact
         copy): only the sequences the calibration folds use (``calibration_sample``) are kept as Python
@@ -176,7 +178,7 @@ class LeanCRFEntityExtractor(EntityExtractor):
         n_examples = len(examples)
         calibrating = c["calibration"] != "none"
         seed = int(c["random_state"] or 0)
-        pick = fold_pick(len(examples), int(c["calibration_sample"] or 0), seed)
+        pick = fold_pick(n_examples, int(c["calibration_sample"] or 0), seed)
         slot = {int(i): j for j, i in enumerate(pick)} if calibrating else {}
         kept: list = [None] * len(slot)
         trainer, skipped = self._trainer(), 0
