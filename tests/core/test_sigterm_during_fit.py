@@ -35,9 +35,7 @@ def test_sigterm_during_a_real_fit_ends_the_job_within_seconds(tmp_path):
     assert proc.poll() is None, "".join(seen)
     # the fit itself: the training child is seen at once; its featurization takes ~0.7 s of its ~3 s here,
     # then the CRF's and the SVM's fits run in C
-    end = time.monotonic() + 30
-    while not procs.children(proc.pid) and time.monotonic() < end:
-        time.sleep(0.01)
+    procs.training_children(proc)
     time.sleep(1.2)
     fitting = procs.children(proc.pid)
     assert fitting, "training is not running in a child process"

@@ -47,7 +47,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(70)
 
 
-def _child(fn: Callable[[], Any], writer, parent: int) -> None:
+def _child(fn: Callable[[], Any], writer, parent: int, mask: set) -> None:
     code = 0
     try:
         # the parent's objects to the permanent generation: a full collection here would walk (and so
@@ -56,6 +56,7 @@ def _child(fn: Callable[[], Any], writer, parent: int) -> None:
         _die_with_parent(parent)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # blocked by _spawn around the fork
         try:
             answer: tuple = ("ok", fn())
         except NluCiError as err:
@@ -85,16 +86,32 @@ def isolated() -> bool:
     return hasattr(os, "fork") and threading.current_thread() is threading.main_thread()
 
 
+def _handled() -> list[signal.Signals]:
+    """The signals with a Python handler here (the job's SIGTERM and SIGINT)."""
+    return [s for s in signal.valid_signals() if callable(signal.getsignal(s))]
+
+
 def _spawn(fn: Callable[[], Any]) -> tuple[int, Any]:
+    """Fork a child running ``fn``. Signals with a Python handler are blocked around the fork: one arriving
+    while ``os.fork`` runs its at-fork callbacks (logging's lock release) has its handler's exception
+    printed as "Exception ignored" and lost, so a SIGTERM then never stopped the run (seen: outcome
+    promoted). Blocked, it is delivered once the fork has returned, here, and the child is killed."""
     reader, writer = multiprocessing.Pipe(duplex=False)
     parent = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _handled())
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child (its coverage is the parent's result)
         reader.close()
-        _child(fn, writer, parent)
+        _child(fn, writer, parent, mask)
     writer.close()
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came meanwhile is handled here
+    except BaseException:
+        reader.close()
+        _stop([pid], "forked")
+        raise
     return pid, reader
 
 
